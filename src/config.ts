@@ -1,0 +1,264 @@
+import { validate as isValidCron } from 'node-cron'
+
+/**
+ * The one place that reads the environment. Every variable is validated once, at start-up;
+ * a bad value stops the process with a message naming the variable.
+ */
+
+export type NodeEnv = 'development' | 'production' | 'test'
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+
+export interface DatabaseConfig {
+  url: string
+  host: string
+  port: number
+  user: string
+  password: string
+  database: string
+  socketPath: string | undefined
+  poolSize: number
+  queueLimit: number
+  connectTimeoutMs: number
+  acquireTimeoutMs: number
+  /** Upper bound for one statement on the API's pool; 0 disables it (scripts, reports). */
+  queryTimeoutMs: number
+}
+
+export interface Config {
+  env: NodeEnv
+  isProduction: boolean
+  logLevel: LogLevel
+  server: {
+    host: string
+    port: number
+    trustProxy: string | boolean
+    keepAliveTimeoutMs: number
+    requestTimeoutMs: number
+    shutdownTimeoutMs: number
+  }
+  db: DatabaseConfig
+  redis: {
+    url: string
+    keyPrefix: string
+    commandTimeoutMs: number
+  }
+  cache: {
+    ttlSeconds: number
+    notFoundTtlSeconds: number
+  }
+  s3: {
+    bucket: string
+    endpoint: string | undefined
+    region: string
+    /** No S3 settings at all: use the embedded s3rver store on loopback. */
+    embedded: boolean
+    localPort: number
+    localDirectory: string
+  }
+  reports: {
+    cron: string
+    timezone: string
+  }
+  rateLimit: {
+    perMinute: number
+    notFoundPerMinute: number
+  }
+  adminToken: string | undefined
+  fakeSeed: number | undefined
+  piiMask: boolean
+}
+
+export class ConfigError extends Error {
+  constructor (readonly problems: string[]) {
+    super(`Invalid configuration:\n  - ${problems.join('\n  - ')}`)
+    this.name = 'ConfigError'
+  }
+}
+
+type Env = Record<string, string | undefined>
+
+class Reader {
+  readonly problems: string[] = []
+  constructor (private readonly env: Env) {}
+
+  raw (name: string): string | undefined {
+    const value = this.env[name]
+    return value === undefined || value.trim() === '' ? undefined : value.trim()
+  }
+
+  string (name: string, fallback: string): string {
+    return this.raw(name) ?? fallback
+  }
+
+  int (name: string, fallback: number, min: number, max: number): number {
+    const value = this.raw(name)
+    if (value === undefined) return fallback
+    if (!/^-?\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+      this.problems.push(`${name} must be an integer from ${min} to ${max} (got "${value}")`)
+      return fallback
+    }
+    return Number(value)
+  }
+
+  bool (name: string, fallback: boolean): boolean {
+    const value = this.raw(name)?.toLowerCase()
+    if (value === undefined) return fallback
+    if (['1', 'true', 'yes', 'on'].includes(value)) return true
+    if (['0', 'false', 'no', 'off'].includes(value)) return false
+    this.problems.push(`${name} must be true or false (got "${value}")`)
+    return fallback
+  }
+
+  oneOf<T extends string> (name: string, allowed: readonly T[], fallback: T): T {
+    const value = this.raw(name)
+    if (value === undefined) return fallback
+    if (!(allowed as readonly string[]).includes(value)) {
+      this.problems.push(`${name} must be one of ${allowed.join(', ')} (got "${value}")`)
+      return fallback
+    }
+    return value as T
+  }
+
+  url (name: string, fallback: string, protocols: string[]): URL {
+    const value = this.string(name, fallback)
+    try {
+      const url = new URL(value)
+      if (!protocols.includes(url.protocol)) throw new Error('protocol')
+      return url
+    } catch {
+      this.problems.push(`${name} must be a ${protocols.join(' or ')}// URL (got "${redactUrl(value)}")`)
+      return new URL(fallback)
+    }
+  }
+}
+
+/** Hides the password of a URL so that it can be shown in an error message or a log line. */
+export function redactUrl (value: string): string {
+  try {
+    const url = new URL(value)
+    if (url.password !== '') url.password = '***'
+    return url.toString()
+  } catch {
+    return value.replace(/\/\/[^@/]*@/, '//***@')
+  }
+}
+
+function isValidTimeZone (zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: zone }).format(0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+function readDatabase (read: Reader, env: NodeEnv): DatabaseConfig {
+  const url = read.url('DATABASE_URL', 'mysql://root@127.0.0.1:3306/logistics', ['mysql:', 'mariadb:'])
+  const database = decodeURIComponent(url.pathname.replace(/^\//, ''))
+  if (!/^[A-Za-z0-9_$]{1,64}$/.test(database)) {
+    read.problems.push('DATABASE_URL must name a database made of letters, digits, _ or $ (e.g. mysql://root@127.0.0.1:3306/logistics)')
+  }
+  return {
+    url: url.toString(),
+    host: url.hostname || '127.0.0.1',
+    port: url.port === '' ? 3306 : Number(url.port),
+    user: decodeURIComponent(url.username) || 'root',
+    password: decodeURIComponent(url.password),
+    database,
+    socketPath: url.searchParams.get('socketPath') ?? undefined,
+    poolSize: read.int('DB_POOL_SIZE', 8, 1, 500),
+    queueLimit: read.int('DB_QUEUE_LIMIT', 500, 1, 100_000),
+    connectTimeoutMs: read.int('DB_CONNECT_TIMEOUT_MS', 2000, 100, 60_000),
+    acquireTimeoutMs: read.int('DB_ACQUIRE_TIMEOUT_MS', 2000, 10, 60_000),
+    queryTimeoutMs: read.int('DB_QUERY_TIMEOUT_MS', env === 'test' ? 5000 : 3000, 0, 600_000)
+  }
+}
+
+export function loadConfig (env: Env = process.env): Config {
+  const read = new Reader(env)
+  const nodeEnv = read.oneOf('NODE_ENV', ['development', 'production', 'test'] as const, 'development')
+  const isProduction = nodeEnv === 'production'
+
+  const redisUrl = read.url('REDIS_URL', 'redis://127.0.0.1:6379/0', ['redis:', 'rediss:'])
+
+  const s3Bucket = read.raw('S3_BUCKET')
+  const s3Endpoint = read.raw('S3_ENDPOINT')
+  const s3Region = read.raw('S3_REGION')
+  if (s3Endpoint !== undefined) read.url('S3_ENDPOINT', s3Endpoint, ['http:', 'https:'])
+  if (s3Bucket !== undefined && !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(s3Bucket)) {
+    read.problems.push(`S3_BUCKET must be a valid bucket name (got "${s3Bucket}")`)
+  }
+  const embedded = s3Bucket === undefined && s3Endpoint === undefined && s3Region === undefined
+  const localPort = read.int('S3_LOCAL_PORT', 4569, 1, 65535)
+
+  const cron = read.string('REPORT_CRON', '0 0,8,16 * * *')
+  if (!isValidCron(cron)) read.problems.push(`REPORT_CRON must be a cron expression (got "${cron}")`)
+  const timezone = read.string('REPORT_TIMEZONE', Intl.DateTimeFormat().resolvedOptions().timeZone)
+  if (!isValidTimeZone(timezone)) read.problems.push(`REPORT_TIMEZONE must be an IANA time zone such as Asia/Taipei (got "${timezone}")`)
+
+  const adminToken = read.raw('ADMIN_TOKEN')
+  if (isProduction && (adminToken === undefined || adminToken.length < 16)) {
+    read.problems.push('ADMIN_TOKEN must be set to at least 16 characters when NODE_ENV=production (it guards /fake and /reports)')
+  }
+
+  const keyPrefix = read.string('REDIS_KEY_PREFIX', '')
+  if (!/^[A-Za-z0-9:_.-]{0,64}$/.test(keyPrefix)) read.problems.push('REDIS_KEY_PREFIX may only hold letters, digits and : _ . - (at most 64)')
+
+  const trustProxyRaw = read.string('TRUST_PROXY', '127.0.0.1,::1')
+  const trustProxy = trustProxyRaw === 'true' ? true : trustProxyRaw === 'false' ? false : trustProxyRaw
+
+  const fakeSeedRaw = read.raw('FAKE_SEED')
+  const fakeSeed = fakeSeedRaw === undefined ? undefined : read.int('FAKE_SEED', 0, 0, 2 ** 31 - 1)
+
+  const config: Config = {
+    env: nodeEnv,
+    isProduction,
+    logLevel: read.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, nodeEnv === 'test' ? 'silent' : 'info'),
+    server: {
+      host: read.string('HOST', '127.0.0.1'),
+      port: read.int('PORT', 3000, 0, 65535),
+      trustProxy,
+      keepAliveTimeoutMs: read.int('KEEP_ALIVE_TIMEOUT_MS', 65_000, 1000, 600_000),
+      requestTimeoutMs: read.int('REQUEST_TIMEOUT_MS', 30_000, 1000, 600_000),
+      shutdownTimeoutMs: read.int('SHUTDOWN_TIMEOUT_MS', 10_000, 100, 120_000)
+    },
+    db: readDatabase(read, nodeEnv),
+    redis: {
+      url: redisUrl.toString(),
+      keyPrefix,
+      commandTimeoutMs: read.int('REDIS_COMMAND_TIMEOUT_MS', 100, 5, 10_000)
+    },
+    cache: {
+      ttlSeconds: read.int('CACHE_TTL_SECONDS', 14_400, 1, 30 * 86_400),
+      notFoundTtlSeconds: read.int('CACHE_NOT_FOUND_TTL_SECONDS', 60, 0, 86_400)
+    },
+    s3: {
+      bucket: s3Bucket ?? 'logistics-reports',
+      endpoint: embedded ? `http://127.0.0.1:${localPort}` : s3Endpoint,
+      region: s3Region ?? 'us-east-1',
+      embedded,
+      localPort,
+      localDirectory: read.string('S3_LOCAL_DIR', 'data/s3')
+    },
+    reports: { cron, timezone },
+    rateLimit: {
+      perMinute: read.int('RATE_LIMIT_PER_MINUTE', 1200, 0, 10_000_000),
+      notFoundPerMinute: read.int('RATE_LIMIT_NOT_FOUND_PER_MINUTE', 60, 0, 10_000_000)
+    },
+    adminToken,
+    fakeSeed,
+    piiMask: read.bool('PII_MASK', false)
+  }
+
+  if (read.problems.length > 0) throw new ConfigError(read.problems)
+  return config
+}
+
+/** Loads `.env` from the working directory when there is one; real environment variables win. */
+export function loadEnvFile (path = '.env'): void {
+  try {
+    process.loadEnvFile(path)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+  }
+}

@@ -1,0 +1,64 @@
+import type { ColumnType, Generated, Insertable, Selectable } from 'kysely'
+import type { TrackingStatus } from '../tracking/statuses.js'
+
+/** DATETIME(3) columns, always UTC; written as Date, read back as Date. */
+type Timestamp = ColumnType<Date, Date | undefined, Date>
+/** DATE columns travel as 'YYYY-MM-DD' strings (the pool reads DATE as a string). */
+type CalendarDate = ColumnType<string, string, string>
+
+export interface LocationTable {
+  id: number
+  title: string
+  city: string
+  address: string
+  lat: number
+  lng: number
+  timezone: string
+  created_at: Generated<Date>
+  updated_at: Generated<Date>
+}
+
+export interface RecipientTable {
+  id: Generated<number>
+  name: string
+  address: string
+  phone: string
+  created_at: Timestamp
+  updated_at: Timestamp
+}
+
+export interface OrderTable {
+  sno: Generated<number>
+  recipient_id: number
+  /** Status and hub of the newest event, kept in step with it on every write. */
+  status: TrackingStatus
+  location_id: number
+  estimated_delivery: CalendarDate
+  /** When the order was created (the time of its `Created` event). */
+  created_at: Date
+  /** Time of the newest event. */
+  last_event_at: Date
+  updated_at: Timestamp
+}
+
+export interface TrackingEventTable {
+  id: Generated<number>
+  order_sno: number
+  status: TrackingStatus
+  location_id: number
+  occurred_at: Date
+  created_at: Timestamp
+}
+
+export interface Database {
+  locations: LocationTable
+  recipients: RecipientTable
+  orders: OrderTable
+  tracking_events: TrackingEventTable
+}
+
+export type Location = Selectable<LocationTable>
+export type NewLocation = Insertable<LocationTable>
+export type NewRecipient = Insertable<RecipientTable>
+export type NewOrder = Insertable<OrderTable>
+export type NewTrackingEvent = Insertable<TrackingEventTable>

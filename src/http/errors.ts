@@ -1,0 +1,84 @@
+import { STATUS_CODES } from 'node:http'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { Type } from 'typebox'
+import { isDatabaseUnavailable } from '../infra/db.js'
+
+/** Every error answer: Fastify's shape plus a stable `code` that clients can branch on. */
+export const ErrorResponse = Type.Object({
+  statusCode: Type.Integer(),
+  error: Type.String(),
+  message: Type.String(),
+  code: Type.String()
+})
+
+export class HttpError extends Error {
+  constructor (
+    readonly statusCode: number,
+    readonly code: string,
+    message: string,
+    readonly headers: Record<string, string> = {}
+  ) {
+    super(message)
+    this.name = 'HttpError'
+  }
+}
+
+export const badRequest = (code: string, message: string): HttpError => new HttpError(400, code, message)
+export const notFound = (code: string, message: string): HttpError => new HttpError(404, code, message)
+export const unavailable = (code: string, message: string, retryAfterSeconds = 5): HttpError =>
+  new HttpError(503, code, message, { 'retry-after': String(retryAfterSeconds) })
+
+export interface ErrorBody {
+  statusCode: number
+  error: string
+  message: string
+  code: string
+}
+
+export function errorBody (statusCode: number, code: string, message: string): ErrorBody {
+  return { statusCode, error: STATUS_CODES[statusCode] ?? 'Error', message, code }
+}
+
+/** Fastify's own client errors, renamed to codes of ours. */
+const FASTIFY_CODES: Record<string, string> = {
+  FST_ERR_VALIDATION: 'VALIDATION_FAILED',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_BODY_TOO_LARGE: 'BODY_TOO_LARGE',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'INVALID_BODY',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'INVALID_BODY',
+  FST_ERR_BAD_URL: 'BAD_URL',
+  FST_ERR_ASYNC_CONSTRAINT: 'BAD_REQUEST',
+  FST_ERR_RATE_LIMITED: 'RATE_LIMITED'
+}
+
+function toBody (err: FastifyError | HttpError): ErrorBody {
+  if (err instanceof HttpError) return errorBody(err.statusCode, err.code, err.message)
+  if (isDatabaseUnavailable(err)) return errorBody(503, 'DATABASE_UNAVAILABLE', 'The database is not answering; try again shortly')
+  const status = err.statusCode ?? 500
+  if (status >= 400 && status < 500) {
+    const code = FASTIFY_CODES[err.code] ?? (typeof err.code === 'string' && /^[A-Z_]+$/.test(err.code) && !err.code.startsWith('FST_') ? err.code : 'BAD_REQUEST')
+    return errorBody(status, code, err.message)
+  }
+  if (status === 503) return errorBody(503, 'SERVICE_UNAVAILABLE', 'The service is busy; try again shortly')
+  return errorBody(500, 'INTERNAL_ERROR', 'Something went wrong on our side')
+}
+
+/** One error handler for the whole app: logs 5xx with the request, never shows internals. */
+export function registerErrorHandling (app: FastifyInstance): void {
+  app.setErrorHandler((err: FastifyError | HttpError, request: FastifyRequest, reply: FastifyReply) => {
+    const body = toBody(err)
+    if (body.statusCode >= 500) {
+      request.log.error({ err, code: body.code }, 'request failed')
+    } else if (body.statusCode !== 404 && body.statusCode !== 429) {
+      request.log.info({ code: body.code }, body.message)
+    }
+    if (err instanceof HttpError) reply.headers(err.headers)
+    if (body.statusCode === 503 && !reply.hasHeader('retry-after')) reply.header('retry-after', '5')
+    return reply.code(body.statusCode).type('application/json; charset=utf-8').send(body)
+  })
+
+  app.setNotFoundHandler((request, reply) => {
+    const message = `Route ${request.method}:${request.url.split('?')[0]} not found`
+    return reply.code(404).send(errorBody(404, 'ROUTE_NOT_FOUND', message.slice(0, 200)))
+  })
+}

@@ -1,0 +1,122 @@
+import { createPool, type Pool, type PoolConnection, type PoolOptions } from 'mysql2'
+import { Kysely, MysqlDialect, type MysqlPool, type MysqlPoolConnection } from 'kysely'
+import type { DatabaseConfig } from '../config.js'
+import type { Database } from '../db/schema.js'
+
+export type Db = Kysely<Database>
+
+export interface DatabaseHandle {
+  db: Db
+  pool: Pool
+  close: () => Promise<void>
+}
+
+/** Driver errors that mean "the database cannot answer now", as opposed to a bad statement. */
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN',
+  'PROTOCOL_CONNECTION_LOST', 'PROTOCOL_SEQUENCE_TIMEOUT', 'PROTOCOL_ENQUEUE_AFTER_FATAL_ERROR',
+  'ER_CON_COUNT_ERROR', 'ER_SERVER_SHUTDOWN', 'ER_STATEMENT_TIMEOUT', 'ER_QUERY_TIMEOUT',
+  'ER_LOCK_WAIT_TIMEOUT', 'ER_LOCK_DEADLOCK', 'ER_QUERY_INTERRUPTED', 'ER_CONNECTION_KILLED',
+  'DB_ACQUIRE_TIMEOUT', 'DB_QUEUE_FULL'
+])
+
+export function isDatabaseUnavailable (err: unknown): boolean {
+  if (typeof err !== 'object' || err === null) return false
+  const { code, errno, fatal } = err as { code?: unknown, errno?: unknown, fatal?: unknown }
+  if (typeof code === 'string' && UNAVAILABLE_CODES.has(code)) return true
+  // 1969: MariaDB max_statement_time exceeded; 3024: MySQL max_execution_time exceeded.
+  if (errno === 1969 || errno === 3024) return true
+  return fatal === true
+}
+
+function driverError (code: string, message: string): Error {
+  return Object.assign(new Error(message), { code })
+}
+
+/**
+ * A mysql2 pool as Kysely sees it, with the two bounds mysql2 lacks: waiting for a free
+ * connection is limited in time, and every statement has an inactivity timeout after which
+ * its connection is destroyed (a connection with a lost reply can never be reused safely).
+ */
+function guardedPool (pool: Pool, config: DatabaseConfig): MysqlPool {
+  const wrap = (conn: PoolConnection): MysqlPoolConnection => ({
+    query: ((sql: string, parameters: unknown[], callback?: (err: unknown, result: never) => void) => {
+      if (callback === undefined) return conn.query(sql, parameters)
+      const options = config.queryTimeoutMs > 0 ? { sql, timeout: config.queryTimeoutMs } : { sql }
+      conn.query(options, parameters, (err, result) => {
+        if (err !== null && isDatabaseUnavailable(err)) conn.destroy()
+        callback(err, result as never)
+      })
+    }) as MysqlPoolConnection['query'],
+    release: () => conn.release()
+  })
+
+  return {
+    getConnection (callback) {
+      let settled = false
+      const timer = setTimeout(() => {
+        settled = true
+        callback(driverError('DB_ACQUIRE_TIMEOUT', `No database connection within ${config.acquireTimeoutMs} ms`), undefined as never)
+      }, config.acquireTimeoutMs)
+      pool.getConnection((err, conn) => {
+        if (settled) {
+          conn?.release()
+          return
+        }
+        settled = true
+        clearTimeout(timer)
+        if (err !== null) {
+          const queueFull = /queue limit/i.test(err.message)
+          callback(queueFull ? driverError('DB_QUEUE_FULL', 'Too many requests waiting for a database connection') : err, undefined as never)
+          return
+        }
+        callback(null, wrap(conn))
+      })
+    },
+    end: (callback) => pool.end(callback)
+  }
+}
+
+export function poolOptions (config: DatabaseConfig, withDatabase = true): PoolOptions {
+  return {
+    host: config.socketPath === undefined ? config.host : undefined,
+    port: config.socketPath === undefined ? config.port : undefined,
+    socketPath: config.socketPath,
+    user: config.user,
+    password: config.password,
+    database: withDatabase ? config.database : undefined,
+    connectionLimit: config.poolSize,
+    maxIdle: config.poolSize,
+    queueLimit: config.queueLimit,
+    connectTimeout: config.connectTimeoutMs,
+    enableKeepAlive: true,
+    charset: 'utf8mb4_unicode_ci',
+    timezone: 'Z',
+    dateStrings: ['DATE'],
+    decimalNumbers: true,
+    supportBigNumbers: true,
+    bigNumberStrings: false
+  }
+}
+
+export function createDatabase (config: DatabaseConfig): DatabaseHandle {
+  const pool = createPool(poolOptions(config))
+  // Every session in UTC so that CURRENT_TIMESTAMP(3) agrees with the values the driver writes;
+  // on MariaDB the server also stops a statement that outlives the client's timeout.
+  const statementSeconds = config.queryTimeoutMs > 0 ? (config.queryTimeoutMs / 1000 + 0.5).toFixed(3) : '0'
+  pool.on('connection', (conn) => {
+    conn.query(`SET time_zone = '+00:00' /*M!100108 , max_statement_time = ${statementSeconds} */`, (err) => {
+      if (err !== null) conn.destroy()
+    })
+  })
+  const db = new Kysely<Database>({ dialect: new MysqlDialect({ pool: guardedPool(pool, config) }) })
+  let closed: Promise<void> | undefined
+  return {
+    db,
+    pool,
+    close: () => (closed ??= db.destroy().then(() => new Promise<void>((resolve) => {
+      // Kysely ends the pool only if it ever used it; ending it twice is harmless.
+      pool.end(() => resolve())
+    })))
+  }
+}

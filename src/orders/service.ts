@@ -1,0 +1,35 @@
+import type { Db } from '../infra/db.js'
+import { unavailable } from '../http/errors.js'
+import { listHubs } from '../hubs/hubs.js'
+import type { TrackingService } from '../tracking/service.js'
+import type { OrderGenerator } from './generator.js'
+import type { FakeResponseBody } from './schemas.js'
+import { hasConsecutiveIds, insertOrders } from './store.js'
+
+export const FAKE_DEFAULT = 10
+export const FAKE_MAX = 100
+
+/** Creates demo orders: all of them in one transaction, caches invalidated after commit. */
+export class FakeOrders {
+  constructor (
+    private readonly db: Db,
+    private readonly tracking: TrackingService,
+    private readonly generator: OrderGenerator
+  ) {}
+
+  async create (count: number, now = new Date()): Promise<FakeResponseBody> {
+    const hubs = await listHubs(this.db)
+    if (hubs.length < 3) throw unavailable('HUBS_MISSING', 'No logistics centres are loaded; run npm run db:seed', 60)
+    const drafts = Array.from({ length: count }, () => this.generator.draft(hubs, now))
+    const consecutiveIds = await hasConsecutiveIds(this.db)
+    const snos = await this.db.transaction().execute(async (trx) => await insertOrders(trx, drafts, { consecutiveIds }))
+    await this.tracking.invalidate(snos)
+
+    return {
+      data: drafts.map(({ timeline }, i) => {
+        const details = timeline.events.map((e) => ({ location_id: e.hub.id, order_sno: snos[i], tracking_status: e.status }))
+        return { sno: snos[i], details, tracking_status: details[details.length - 1] }
+      })
+    }
+  }
+}

@@ -1,0 +1,90 @@
+import { sql, type Transaction } from 'kysely'
+import type { Database, NewTrackingEvent } from '../db/schema.js'
+import type { Db } from '../infra/db.js'
+import type { OrderDraft } from './generator.js'
+
+export interface InsertOptions {
+  /**
+   * Whether one multi-row INSERT is known to get consecutive AUTO_INCREMENT ids
+   * (innodb_autoinc_lock_mode 0 or 1, MariaDB's default). Where it is not (MySQL 8's
+   * default mode 2), rows whose ids are needed go in one at a time.
+   */
+  consecutiveIds: boolean
+}
+
+const lockModes = new WeakMap<Db, Promise<boolean>>()
+
+/** Reads innodb_autoinc_lock_mode once per database handle. */
+export async function hasConsecutiveIds (db: Db): Promise<boolean> {
+  let known = lockModes.get(db)
+  if (known === undefined) {
+    known = sql<{ mode: number }>`SELECT @@innodb_autoinc_lock_mode AS mode`.execute(db)
+      .then(({ rows }) => Number(rows[0]?.mode) !== 2)
+    known.catch(() => lockModes.delete(db))
+    lockModes.set(db, known)
+  }
+  return await known
+}
+
+type Executor = Transaction<Database> | Db
+
+async function insertReturningIds (
+  count: number,
+  consecutive: boolean,
+  insertMany: () => Promise<{ insertId?: bigint }>,
+  insertOne: (i: number) => Promise<{ insertId?: bigint }>
+): Promise<number[]> {
+  if (count === 0) return []
+  if (consecutive) {
+    const { insertId } = await insertMany()
+    const first = Number(insertId)
+    return Array.from({ length: count }, (_, i) => first + i)
+  }
+  const ids: number[] = []
+  for (let i = 0; i < count; i++) ids.push(Number((await insertOne(i)).insertId))
+  return ids
+}
+
+/**
+ * Writes recipients, orders (with their current status, hub and newest event time) and every
+ * event in multi-row statements on the given executor. Call it inside a transaction.
+ */
+export async function insertOrders (trx: Executor, drafts: readonly OrderDraft[], options: InsertOptions): Promise<number[]> {
+  const now = new Date()
+  const recipients = drafts.map((d) => ({ ...d.recipient, created_at: now, updated_at: now }))
+  const recipientIds = await insertReturningIds(
+    drafts.length,
+    options.consecutiveIds,
+    async () => await trx.insertInto('recipients').values(recipients).executeTakeFirstOrThrow(),
+    async (i) => await trx.insertInto('recipients').values(recipients[i]).executeTakeFirstOrThrow()
+  )
+
+  const orders = drafts.map(({ timeline }, i) => {
+    const first = timeline.events[0]
+    const last = timeline.events[timeline.events.length - 1]
+    return {
+      recipient_id: recipientIds[i],
+      status: last.status,
+      location_id: last.hub.id,
+      estimated_delivery: timeline.estimatedDelivery,
+      created_at: first.occurredAt,
+      last_event_at: last.occurredAt,
+      updated_at: now
+    }
+  })
+  const snos = await insertReturningIds(
+    drafts.length,
+    options.consecutiveIds,
+    async () => await trx.insertInto('orders').values(orders).executeTakeFirstOrThrow(),
+    async (i) => await trx.insertInto('orders').values(orders[i]).executeTakeFirstOrThrow()
+  )
+
+  const events: NewTrackingEvent[] = []
+  drafts.forEach(({ timeline }, i) => {
+    for (const event of timeline.events) {
+      events.push({ order_sno: snos[i], status: event.status, location_id: event.hub.id, occurred_at: event.occurredAt, created_at: now })
+    }
+  })
+  if (events.length > 0) await trx.insertInto('tracking_events').values(events).execute()
+  return snos
+}

@@ -1,0 +1,162 @@
+import type { Redis } from 'ioredis'
+import type { FastifyBaseLogger as Logger } from 'fastify'
+import type { RedisGuard } from '../infra/redis.js'
+
+/** Value stored for an sno that has no order (kept for a short time only). */
+export const NOT_FOUND = '-'
+
+export interface CachedTracking {
+  /** The response body as it was sent, `NOT_FOUND`, or null on a miss. */
+  body: string | null
+  /** The order's write generation when it was read (see `store`). */
+  generation: string
+}
+
+// Fill only if no write has happened since the reader took its generation.
+const STORE_IF_UNCHANGED = `
+local current = redis.call('GET', KEYS[2]) or ''
+if current == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+  return 1
+end
+return 0`
+
+// Writers bump the generation, then drop the body; readers that started earlier cannot refill.
+const INVALIDATE = `
+redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], ARGV[1])
+redis.call('DEL', KEYS[1])
+return 1`
+
+interface CacheCommands {
+  storeIfUnchanged: (body: string, gen: string, expected: string, value: string, ttl: number) => Promise<number>
+  invalidateOrder: (body: string, gen: string, ttl: number) => Promise<number>
+}
+
+export interface TrackingCacheOptions {
+  ttlSeconds: number
+  notFoundTtlSeconds: number
+  /** Part of the key, so that masked and full answers never mix. */
+  variant: string
+}
+
+/** The most invalidations remembered while Redis is away; past that, the namespace is cleared. */
+const MAX_PENDING = 100_000
+
+/**
+ * Cache-aside store for /query answers: `track:v1:{sno}` holds the serialized body for
+ * CACHE_TTL_SECONDS, `track:v1:{sno}:gen` counts the order's writes. The hash tag keeps both
+ * keys in one slot should the cache move to Redis Cluster.
+ */
+export class TrackingCache {
+  private readonly pending = new Set<number>()
+  private overflowed = false
+
+  constructor (
+    private readonly guard: RedisGuard,
+    private readonly logger: Logger,
+    private readonly options: TrackingCacheOptions
+  ) {
+    const redis = guard.redis as Redis & Partial<CacheCommands>
+    if (redis.storeIfUnchanged === undefined) {
+      redis.defineCommand('storeIfUnchanged', { numberOfKeys: 2, lua: STORE_IF_UNCHANGED })
+      redis.defineCommand('invalidateOrder', { numberOfKeys: 2, lua: INVALIDATE })
+    }
+    guard.redis.on('ready', () => { this.flushPending().catch(() => {}) })
+  }
+
+  private get commands (): Redis & CacheCommands {
+    return this.guard.redis as Redis & CacheCommands
+  }
+
+  bodyKey (sno: number): string {
+    return `track:v1${this.options.variant}:{${sno}}`
+  }
+
+  generationKey (sno: number): string {
+    return `track:v1:{${sno}}:gen`
+  }
+
+  /** One round trip: the body and the generation. `undefined` when Redis is unavailable. */
+  async read (sno: number): Promise<CachedTracking | undefined> {
+    const values = await this.guard.attempt(async (redis) => await redis.mget(this.bodyKey(sno), this.generationKey(sno)))
+    if (values === undefined) return undefined
+    return { body: values[0], generation: values[1] ?? '' }
+  }
+
+  /** Stores a body read under `generation`, unless the order was written since. */
+  async store (sno: number, generation: string, body: string): Promise<boolean> {
+    const ttl = body === NOT_FOUND ? this.options.notFoundTtlSeconds : this.options.ttlSeconds
+    if (ttl <= 0) return false
+    const stored = await this.guard.attempt(async () =>
+      await this.commands.storeIfUnchanged(this.bodyKey(sno), this.generationKey(sno), generation, body, ttl))
+    return stored === 1
+  }
+
+  /**
+   * Call after the write has committed. What cannot reach Redis now is kept and sent when it
+   * is back, so that no answer from before the write outlives an outage.
+   */
+  async invalidate (snos: readonly number[]): Promise<void> {
+    if (snos.length === 0) return
+    const done = await this.guard.attempt(async (redis) => {
+      const pipeline = redis.pipeline() as ReturnType<Redis['pipeline']> & { invalidateOrder: (...args: unknown[]) => unknown }
+      for (const sno of snos) {
+        pipeline.invalidateOrder(this.bodyKey(sno), this.generationKey(sno), this.generationTtl)
+        // The other variant (masked or full answers) of the same order, if another deployment keeps one.
+        pipeline.del(this.otherVariantKey(sno))
+      }
+      const results = await pipeline.exec()
+      const failed = results?.find(([err]) => err !== null)
+      if (failed?.[0] != null) throw failed[0]
+      return true
+    })
+    if (done === true) return
+    for (const sno of snos) this.pending.add(sno)
+    if (this.pending.size > MAX_PENDING) {
+      this.pending.clear()
+      this.overflowed = true
+    }
+    this.logger.warn({ orders: snos.length, pending: this.pending.size }, 'cache invalidation deferred until redis is back')
+  }
+
+  private get generationTtl (): number {
+    // Longer than any body lives, so a reader can never see a generation go back.
+    return this.options.ttlSeconds * 2
+  }
+
+  private otherVariantKey (sno: number): string {
+    return `track:v1${this.options.variant === '' ? ':masked' : ''}:{${sno}}`
+  }
+
+  private async flushPending (): Promise<void> {
+    if (this.overflowed) {
+      this.overflowed = false
+      await this.clearNamespace()
+    }
+    if (this.pending.size === 0) return
+    const snos = [...this.pending]
+    this.pending.clear()
+    await this.invalidate(snos)
+    this.logger.info({ orders: snos.length }, 'deferred cache invalidations sent')
+  }
+
+  /** Drops every cached answer (not the generations); used when too many invalidations were lost. */
+  private async clearNamespace (): Promise<void> {
+    const redis = this.guard.redis
+    const prefix = redis.options.keyPrefix ?? ''
+    try {
+      let cursor = '0'
+      do {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}track:v1*`, 'COUNT', 1000)
+        cursor = next
+        const bodies = keys.filter((k) => !k.endsWith(':gen')).map((k) => k.slice(prefix.length))
+        if (bodies.length > 0) await redis.unlink(...bodies)
+      } while (cursor !== '0')
+      this.logger.warn('cache namespace cleared after a long redis outage')
+    } catch (err) {
+      this.overflowed = true
+      this.logger.error({ err }, 'could not clear the cache namespace; will retry')
+    }
+  }
+}

@@ -1,0 +1,46 @@
+import { dateInZone, isoInZone } from '../hubs/local-time.js'
+import type { TrackingRow } from './queries.js'
+import type { TrackingResponseBody } from './schemas.js'
+
+/** Rows of one order (oldest event first) as the documented /query answer. */
+export function toTrackingResponse (rows: readonly TrackingRow[]): TrackingResponseBody {
+  const first = rows[0]
+  const newest = rows[rows.length - 1]
+  return {
+    sno: String(first.sno),
+    tracking_status: newest.status,
+    estimated_delivery: first.estimated_delivery,
+    current_location: {
+      location_id: newest.location_id,
+      title: newest.location_title,
+      address: newest.location_address
+    },
+    details: rows.map((row) => ({
+      id: row.event_id,
+      date: dateInZone(row.occurred_at, row.location_timezone),
+      time: isoInZone(row.occurred_at, row.location_timezone),
+      status: row.status,
+      location_id: row.location_id,
+      location_title: row.location_title
+    })),
+    recipient: {
+      id: first.recipient_id,
+      name: first.recipient_name,
+      address: first.recipient_address,
+      phone: first.recipient_phone
+    }
+  }
+}
+
+/** 李大同 → 李**; 0966789012 → *******012; 澎湖縣馬公市中正路200號 → 澎湖縣馬公市. */
+export function maskRecipient (recipient: TrackingResponseBody['recipient']): TrackingResponseBody['recipient'] {
+  const name = [...recipient.name]
+  const digits = recipient.phone.replace(/\D/g, '')
+  const city = /^.+?[縣市](?:.{1,3}?[市區鄉鎮])?/u.exec(recipient.address)?.[0]
+  return {
+    id: recipient.id,
+    name: name.length <= 1 ? '*' : name[0] + '*'.repeat(name.length - 1),
+    phone: '*'.repeat(Math.max(digits.length - 3, 0)) + digits.slice(-3),
+    address: city ?? ''
+  }
+}

@@ -1,0 +1,82 @@
+import t from 'tap'
+import { ConfigError, loadConfig } from '../src/config.js'
+
+t.test('defaults work on a developer machine', async (t) => {
+  const config = loadConfig({})
+  t.equal(config.server.port, 3000)
+  t.equal(config.server.host, '127.0.0.1')
+  t.equal(config.db.database, 'logistics')
+  t.equal(config.db.host, '127.0.0.1')
+  t.equal(config.redis.url, 'redis://127.0.0.1:6379/0')
+  t.equal(config.cache.ttlSeconds, 14400)
+  t.equal(config.reports.cron, '0 0,8,16 * * *')
+  t.equal(config.reports.timezone, Intl.DateTimeFormat().resolvedOptions().timeZone, 'the machine\'s zone')
+  t.equal(config.s3.embedded, true, 'no S3 settings: the embedded store')
+  t.equal(config.adminToken, undefined)
+})
+
+t.test('every variable of the contract is read', async (t) => {
+  const config = loadConfig({
+    PORT: '8080',
+    HOST: '0.0.0.0',
+    DATABASE_URL: 'mysql://app:s%40cret@db.internal:3307/tracking?socketPath=/run/mysqld/mysqld.sock',
+    REDIS_URL: 'redis://cache:6380/2',
+    CACHE_TTL_SECONDS: '600',
+    S3_BUCKET: 'acme-reports',
+    S3_ENDPOINT: 'http://minio:9000',
+    S3_REGION: 'ap-northeast-1',
+    REPORT_CRON: '0 */4 * * *',
+    REPORT_TIMEZONE: 'Asia/Taipei',
+    ADMIN_TOKEN: 'x'.repeat(20),
+    LOG_LEVEL: 'debug',
+    NODE_ENV: 'production',
+    FAKE_SEED: '42'
+  })
+  t.equal(config.server.port, 8080)
+  t.equal(config.server.host, '0.0.0.0')
+  t.match(config.db, { host: 'db.internal', port: 3307, user: 'app', password: 's@cret', database: 'tracking', socketPath: '/run/mysqld/mysqld.sock' })
+  t.equal(config.redis.url, 'redis://cache:6380/2')
+  t.equal(config.cache.ttlSeconds, 600)
+  t.match(config.s3, { bucket: 'acme-reports', endpoint: 'http://minio:9000', region: 'ap-northeast-1', embedded: false })
+  t.equal(config.reports.cron, '0 */4 * * *')
+  t.equal(config.reports.timezone, 'Asia/Taipei')
+  t.equal(config.logLevel, 'debug')
+  t.equal(config.isProduction, true)
+  t.equal(config.fakeSeed, 42)
+})
+
+t.test('a bad value stops start-up with a message naming the variable', async (t) => {
+  const cases: Array<[Record<string, string>, RegExp]> = [
+    [{ PORT: 'eighty' }, /PORT must be an integer/],
+    [{ PORT: '70000' }, /PORT must be an integer from 0 to 65535/],
+    [{ DATABASE_URL: 'postgres://x/y' }, /DATABASE_URL must be a mysql/],
+    [{ DATABASE_URL: 'mysql://root@127.0.0.1:3306/' }, /DATABASE_URL must name a database/],
+    [{ REDIS_URL: 'localhost:6379' }, /REDIS_URL must be a redis/],
+    [{ CACHE_TTL_SECONDS: '0' }, /CACHE_TTL_SECONDS/],
+    [{ REPORT_CRON: 'every morning' }, /REPORT_CRON must be a cron expression/],
+    [{ REPORT_TIMEZONE: 'Mars/Olympus' }, /REPORT_TIMEZONE must be an IANA time zone/],
+    [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL must be one of/],
+    [{ NODE_ENV: 'staging' }, /NODE_ENV must be one of/],
+    [{ FAKE_SEED: 'abc' }, /FAKE_SEED must be an integer/],
+    [{ S3_BUCKET: 'Bad_Bucket' }, /S3_BUCKET must be a valid bucket name/],
+    [{ S3_ENDPOINT: 'minio:9000' }, /S3_ENDPOINT must be a http/],
+    [{ NODE_ENV: 'production' }, /ADMIN_TOKEN must be set/],
+    [{ NODE_ENV: 'production', ADMIN_TOKEN: 'short' }, /ADMIN_TOKEN must be set to at least 16/]
+  ]
+  for (const [env, message] of cases) {
+    t.throws(() => loadConfig(env), message, JSON.stringify(env))
+  }
+  const err = (() => { try { loadConfig({ PORT: 'x', LOG_LEVEL: 'y' }) } catch (e) { return e } })()
+  t.type(err, ConfigError)
+  t.equal((err as ConfigError).problems.length, 2, 'all problems at once')
+})
+
+t.test('passwords never appear in configuration errors', async (t) => {
+  try {
+    loadConfig({ DATABASE_URL: 'http://user:hunter2@host/db', REDIS_URL: 'http://:hunter3@cache' })
+    t.fail('should have thrown')
+  } catch (err) {
+    t.match((err as Error).message, /DATABASE_URL.*\*\*\*@host/)
+    t.notMatch((err as Error).message, /hunter2|hunter3/)
+  }
+})

@@ -1,0 +1,84 @@
+import t from 'tap'
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
+import { sql } from 'kysely'
+import { testConfig } from '../helpers/config.js'
+import { createDatabase } from '../../src/infra/db.js'
+import { dropDatabase } from '../../src/db/migrator.js'
+
+const exec = promisify(execFile)
+const config = testConfig('scripts_database')
+const env = { ...process.env, DATABASE_URL: config.db.url, NODE_ENV: 'test', LOG_LEVEL: 'silent' }
+
+async function npmRun (script: string, ...args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
+  try {
+    const { stdout, stderr } = await exec('npm', ['run', '--silent', script, '--', ...args], { env, timeout: 120_000 })
+    return { code: 0, stdout, stderr }
+  } catch (err) {
+    const e = err as { code: number, stdout: string, stderr: string }
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr }
+  }
+}
+
+await dropDatabase(config.db)
+const handle = createDatabase(config.db)
+t.teardown(async () => {
+  await handle.close()
+  await dropDatabase(config.db)
+})
+
+t.test('db:migrate creates the missing database and is idempotent', async (t) => {
+  const first = await npmRun('db:migrate')
+  t.equal(first.code, 0, first.stderr)
+  t.match(first.stdout, /applied: 20261123000400_create_tracking_events/)
+  const second = await npmRun('db:migrate')
+  t.match(second.stdout, /up to date/)
+  const { rows } = await sql<{ cs: string }>`SELECT DEFAULT_CHARACTER_SET_NAME AS cs FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ${config.db.database}`.execute(handle.db)
+  t.equal(rows[0].cs, 'utf8mb4')
+  const { rows: columns } = await sql<{ name: string, type: string }>`
+    SELECT COLUMN_NAME AS name, COLUMN_TYPE AS type FROM information_schema.COLUMNS
+    WHERE TABLE_SCHEMA = ${config.db.database} AND TABLE_NAME = 'tracking_events' AND COLUMN_NAME = 'occurred_at'`.execute(handle.db)
+  t.equal(columns[0].type, 'datetime(3)', 'millisecond precision')
+})
+
+t.test('db:seed loads the 16 hubs with their ids, any number of times', async (t) => {
+  for (let i = 0; i < 2; i++) {
+    const run = await npmRun('db:seed')
+    t.equal(run.code, 0, run.stderr)
+  }
+  const hubs = await handle.db.selectFrom('locations').select(['id', 'title']).orderBy('id').execute()
+  t.equal(hubs.length, 16)
+  t.same(hubs.find((h) => h.id === 3), { id: 3, title: '桃園物流中心' })
+})
+
+t.test('db:seed --orders N bulk-loads orders with timelines and shows progress', async (t) => {
+  const run = await npmRun('db:seed', '--orders', '5000', '--batch', '1000')
+  t.equal(run.code, 0, run.stderr)
+  t.match(run.stderr, /orders \[#+\] 5000\/5000 100%/, 'progress bar')
+  t.match(run.stdout, /orders: 5000 with \d+ events in [\d.]+ s \(\d+ orders\/s\)/)
+  const { rows } = await sql<{ orders: number, events: number, mismatched: number }>`
+    SELECT (SELECT COUNT(*) FROM orders) AS orders,
+           (SELECT COUNT(*) FROM tracking_events) AS events,
+           (SELECT COUNT(*) FROM orders o JOIN tracking_events e ON e.order_sno = o.sno
+              AND e.occurred_at = (SELECT MAX(occurred_at) FROM tracking_events x WHERE x.order_sno = o.sno)
+            WHERE e.status <> o.status OR e.location_id <> o.location_id OR e.occurred_at <> o.last_event_at) AS mismatched`.execute(handle.db)
+  t.equal(Number(rows[0].orders), 5000)
+  t.ok(Number(rows[0].events) >= 5000 * 3, 'at least three events an order')
+  t.equal(Number(rows[0].mismatched), 0, 'every order row agrees with its newest event')
+  const bad = await npmRun('db:seed', '--orders', 'lots')
+  t.not(bad.code, 0)
+  t.match(bad.stderr, /--orders must be a whole number/)
+})
+
+t.test('db:reset refuses without --confirm, and resets with it', async (t) => {
+  const refused = await npmRun('db:reset')
+  t.not(refused.code, 0)
+  t.match(refused.stderr, /Refusing to drop database "lt_scripts_database".*--confirm/)
+  t.equal(Number((await sql<{ n: number }>`SELECT COUNT(*) AS n FROM orders`.execute(handle.db)).rows[0].n), 5000, 'nothing dropped')
+  const done = await npmRun('db:reset', '--confirm')
+  t.equal(done.code, 0, done.stderr)
+  const fresh = createDatabase(config.db)
+  t.teardown(async () => await fresh.close())
+  t.equal(Number((await sql<{ n: number }>`SELECT COUNT(*) AS n FROM orders`.execute(fresh.db)).rows[0].n), 0)
+  t.equal(Number((await sql<{ n: number }>`SELECT COUNT(*) AS n FROM locations`.execute(fresh.db)).rows[0].n), 16, 'hubs loaded again')
+})

@@ -1,0 +1,93 @@
+import t from 'tap'
+import { Redis } from 'ioredis'
+import { buildApp } from '../../src/app.js'
+import { testConfig } from '../helpers/config.js'
+import { freshDatabase } from '../helpers/database.js'
+import { freePort, PrivateRedis } from '../helpers/redis.js'
+import { insertKnownOrder } from '../helpers/orders.js'
+import { eventually } from '../helpers/app.js'
+
+/**
+ * Redis killed, frozen and absent at start-up, on a private redis-server. "Does not hang" is
+ * checked against a generous limit (a request stuck on Redis would wait for minutes or for
+ * ever); the latencies seen are printed, not asserted.
+ */
+const HANG = 3000
+
+const server = await PrivateRedis.start(t)
+const config = testConfig('tracking_redis_faults', { REDIS_URL: server.url, REDIS_COMMAND_TIMEOUT_MS: '100' })
+const { db } = await freshDatabase(t, config)
+const app = await buildApp(config)
+t.teardown(async () => await app.close())
+const order = await insertKnownOrder(db)
+const key = `${config.redis.keyPrefix}track:v1:{${order.sno}}`
+
+async function timedQuery (sno: number): Promise<{ status: number, ms: number }> {
+  const started = performance.now()
+  const res = await Promise.race([
+    app.inject(`/query?sno=${sno}`),
+    new Promise<never>((_resolve, reject) => setTimeout(() => reject(new Error(`/query hung for ${HANG} ms`)), HANG))
+  ])
+  return { status: res.statusCode, ms: performance.now() - started }
+}
+
+async function probe (): Promise<Redis> {
+  const client = new Redis(server.url, { maxRetriesPerRequest: 1 })
+  client.on('error', () => {})
+  return client
+}
+
+t.test('killed: answers from MySQL, then uses the cache again once Redis is back', async (t) => {
+  t.equal((await timedQuery(order.sno)).status, 200)
+  const direct = await probe()
+  t.ok(await eventually(async () => await direct.exists(key) === 1), 'cached while Redis is up')
+  direct.disconnect()
+
+  server.kill()
+  const during = []
+  for (let i = 0; i < 20; i++) during.push(await timedQuery(order.sno))
+  t.ok(during.every((r) => r.status === 200), '20 lookups answered 200 with Redis dead')
+  t.comment(`with Redis killed: worst ${Math.max(...during.map((r) => r.ms)).toFixed(1)} ms`)
+
+  await server.start()
+  const back = await probe()
+  t.ok(await eventually(async () => {
+    await timedQuery(order.sno)
+    return await back.exists(key) === 1
+  }, 10_000), 'the cache is filled again after Redis restarts (no restart of the API)')
+  back.disconnect()
+})
+
+t.test('frozen (SIGSTOP): every lookup is answered within the bound, then recovery', async (t) => {
+  server.freeze()
+  const results = await Promise.all(Array.from({ length: 30 }, async () => await timedQuery(order.sno)))
+  t.ok(results.every((r) => r.status === 200), '30 concurrent lookups answered 200 with Redis frozen')
+  const later = []
+  for (let i = 0; i < 10; i++) later.push(await timedQuery(order.sno))
+  t.ok(later.every((r) => r.status === 200))
+  t.comment(`frozen: first wave worst ${Math.max(...results.map((r) => r.ms)).toFixed(1)} ms, ` +
+    `after the circuit opened worst ${Math.max(...later.map((r) => r.ms)).toFixed(1)} ms`)
+
+  server.thaw()
+  const direct = await probe()
+  await direct.del(key)
+  t.ok(await eventually(async () => {
+    await timedQuery(order.sno)
+    return await direct.exists(key) === 1
+  }, 10_000), 'the cache is used again after SIGCONT')
+  direct.disconnect()
+})
+
+t.test('the API starts and answers while Redis is down', async (t) => {
+  const deadPort = await freePort()
+  const offline = testConfig('tracking_redis_faults', { REDIS_URL: `redis://127.0.0.1:${deadPort}/0` })
+  const lonely = await buildApp(offline)
+  t.teardown(async () => await lonely.close())
+  await lonely.ready()
+  const res = await lonely.inject(`/query?sno=${order.sno}`)
+  t.equal(res.statusCode, 200)
+  t.match(res.json().recipient.name, '李大同')
+  const health = await lonely.inject('/health')
+  t.equal(health.statusCode, 200, 'healthy enough: MySQL is up')
+  t.same(health.json(), { status: 'degraded', mysql: 'up', redis: 'down' })
+})

@@ -1,0 +1,37 @@
+import t from 'tap'
+import { testConfig } from '../helpers/config.js'
+import { freshDatabase } from '../helpers/database.js'
+import { clearKeys } from '../helpers/redis.js'
+import { insertKnownOrder } from '../helpers/orders.js'
+import { trackingService } from '../helpers/tracking.js'
+
+const config = testConfig('tracking_single_flight')
+const { db } = await freshDatabase(t, config)
+await clearKeys(t, config)
+const { service, queries } = trackingService(t, config, db)
+
+t.test('200 concurrent misses for one order make one database query', async (t) => {
+  const order = await insertKnownOrder(db)
+  queries.count = 0
+  const bodies = await Promise.all(Array.from({ length: 200 }, async () => await service.lookup(order.sno)))
+  t.equal(queries.count, 1, 'one statement reached MySQL')
+  t.equal(new Set(bodies).size, 1, 'everyone got the same answer')
+  t.match(bodies[0], /李大同/)
+})
+
+t.test('concurrent lookups of an unknown order also share one query', async (t) => {
+  queries.count = 0
+  const results = await Promise.all(Array.from({ length: 100 }, async () => await service.lookup(55_555_555)))
+  t.equal(queries.count, 1)
+  t.ok(results.every((r) => r === null))
+})
+
+t.test('different orders are not merged', async (t) => {
+  const a = await insertKnownOrder(db)
+  const b = await insertKnownOrder(db, { recipient: { name: '王小明', address: '台北市中正區忠孝東路1號', phone: '0912345678' } })
+  queries.count = 0
+  const [ra, rb] = await Promise.all([service.lookup(a.sno), service.lookup(b.sno)])
+  t.equal(queries.count, 2)
+  t.match(ra, /李大同/)
+  t.match(rb, /王小明/)
+})
