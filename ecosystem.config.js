@@ -1,25 +1,56 @@
 // PM2 process file, loaded as ESM (package.json has "type": "module"): a named `apps` export.
 // `npm start` builds, migrates, loads the hubs, then runs `pm2-runtime start ecosystem.config.js`.
+import { existsSync } from 'node:fs'
+
+// The same .env the processes read, so that PM2 sees API_INSTANCES and the S3 settings too.
+if (existsSync('.env')) process.loadEnvFile('.env')
 const env = process.env
 const instances = env.API_INSTANCES ?? 'max'
+const drainMs = Number(env.SHUTDOWN_TIMEOUT_MS ?? 10_000)
+// No S3 configured: run the embedded S3-compatible store (files under ./data/s3).
+const embeddedS3 = [env.S3_BUCKET, env.S3_ENDPOINT, env.S3_REGION].every((v) => v === undefined || v === '')
+
+const common = {
+  // NODE_ENV and the rest come from the environment or .env (read by each process itself).
+  env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+  merge_logs: true,
+  exp_backoff_restart_delay: 200,
+  max_restarts: 50,
+  min_uptime: 5_000
+}
 
 export const apps = [
   {
+    ...common,
     name: 'api',
     script: 'dist/server.js',
     exec_mode: 'cluster',
     instances: /^\d+$/.test(instances) ? Number(instances) : instances,
-    // A new worker takes traffic only after it has called process.send('ready') (after listen).
+    // A new worker takes traffic only after process.send('ready') (after listen); on reload the
+    // old one is stopped only then, and gets SIGINT, then SIGKILL after kill_timeout (> the drain).
     wait_ready: true,
-    listen_timeout: 10_000,
-    // PM2 sends SIGINT, then SIGKILL after kill_timeout: longer than the drain (SHUTDOWN_TIMEOUT_MS).
-    kill_timeout: Number(env.SHUTDOWN_TIMEOUT_MS ?? 10_000) + 5_000,
-    max_memory_restart: '400M',
-    exp_backoff_restart_delay: 200,
-    max_restarts: 50,
-    merge_logs: true,
-    time: false,
-    // NODE_ENV and the rest come from the environment or .env (read by the app itself).
-    env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' }
-  }
+    listen_timeout: 15_000,
+    kill_timeout: drainMs + 5_000,
+    max_memory_restart: '400M'
+  },
+  {
+    ...common,
+    name: 'worker',
+    script: 'dist/worker.js',
+    exec_mode: 'fork',
+    instances: 1,
+    // A report interrupted by a stop is made again at the next start (catch-up).
+    kill_timeout: drainMs + 5_000,
+    max_memory_restart: '600M'
+  },
+  ...(embeddedS3
+    ? [{
+        ...common,
+        name: 's3-local',
+        script: 'dist/local-s3.js',
+        exec_mode: 'fork',
+        instances: 1,
+        kill_timeout: 5_000
+      }]
+    : [])
 ]

@@ -15,6 +15,8 @@ import { trackingRoutes } from './tracking/routes.js'
 import { OrderGenerator } from './orders/generator.js'
 import { FakeOrders } from './orders/service.js'
 import { fakeRoutes } from './orders/routes.js'
+import { createS3Client } from './infra/s3.js'
+import { reportRoutes } from './reports/routes.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -74,11 +76,13 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
   const database = createDatabase(config.db)
   const redis = createRedis(config.redis, app.log)
   const guard = new RedisGuard(redis, app.log)
+  const s3 = createS3Client(config.s3)
   // Give Redis a moment to connect so the first requests already use the cache; start without it otherwise.
   app.addHook('onReady', async () => { await guard.waitUntilReady(1000) })
   app.addHook('onClose', async () => {
     await database.close()
     redis.disconnect()
+    s3.destroy()
   })
 
   const cache = new TrackingCache(guard, app.log, {
@@ -102,5 +106,6 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
   await app.register(healthRoutes, { db: database.db, redis: guard })
   await app.register(trackingRoutes, { tracking })
   await app.register(fakeRoutes, { fake, adminToken: config.adminToken })
+  await app.register(reportRoutes, { s3, bucket: config.s3.bucket, adminToken: config.adminToken })
   return app
 }

@@ -1,4 +1,4 @@
-import { validate as isValidCron } from 'node-cron'
+import { parse as parseCron } from 'node-cron'
 
 /**
  * The one place that reads the environment. Every variable is validated once, at start-up;
@@ -143,6 +143,18 @@ export function redactUrl (value: string): string {
   }
 }
 
+/** Report slots are whole minutes: a six-field expression must fire at second 0. */
+function checkCron (cron: string): string | undefined {
+  try {
+    parseCron(cron)
+  } catch (err) {
+    return `must be a cron expression: ${(err as Error).message}`
+  }
+  const fields = cron.split(/\s+/)
+  if (fields.length === 6 && fields[0] !== '0') return 'must fire on whole minutes (seconds field 0)'
+  return undefined
+}
+
 function isValidTimeZone (zone: string): boolean {
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: zone }).format(0)
@@ -192,7 +204,8 @@ export function loadConfig (env: Env = process.env): Config {
   const localPort = read.int('S3_LOCAL_PORT', 4569, 1, 65535)
 
   const cron = read.string('REPORT_CRON', '0 0,8,16 * * *')
-  if (!isValidCron(cron)) read.problems.push(`REPORT_CRON must be a cron expression (got "${cron}")`)
+  const cronProblem = checkCron(cron)
+  if (cronProblem !== undefined) read.problems.push(`REPORT_CRON ${cronProblem} (got "${cron}")`)
   const timezone = read.string('REPORT_TIMEZONE', Intl.DateTimeFormat().resolvedOptions().timeZone)
   if (!isValidTimeZone(timezone)) read.problems.push(`REPORT_TIMEZONE must be an IANA time zone such as Asia/Taipei (got "${timezone}")`)
 

@@ -54,6 +54,8 @@ t.test('a bad value stops start-up with a message naming the variable', async (t
     [{ REDIS_URL: 'localhost:6379' }, /REDIS_URL must be a redis/],
     [{ CACHE_TTL_SECONDS: '0' }, /CACHE_TTL_SECONDS/],
     [{ REPORT_CRON: 'every morning' }, /REPORT_CRON must be a cron expression/],
+    [{ REPORT_CRON: '0 0 30 2 *' }, /REPORT_CRON must be a cron expression/],
+    [{ REPORT_CRON: '*/10 * * * * *' }, /REPORT_CRON must fire on whole minutes/],
     [{ REPORT_TIMEZONE: 'Mars/Olympus' }, /REPORT_TIMEZONE must be an IANA time zone/],
     [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL must be one of/],
     [{ NODE_ENV: 'staging' }, /NODE_ENV must be one of/],

@@ -1,0 +1,56 @@
+import { parseArgs } from 'node:util'
+import { createLogger } from '../src/logger.js'
+import { createRedis, RedisGuard } from '../src/infra/redis.js'
+import { createS3Client, ensureBucket } from '../src/infra/s3.js'
+import { utcOffsetMinutes } from '../src/hubs/local-time.js'
+import { localStoreAnswers, startEmbeddedStore } from '../src/reports/local-store.js'
+import { ReportRunner } from '../src/reports/runner.js'
+import { ReportSchedule, slotAt, type Slot } from '../src/reports/slots.js'
+import { cliConfig, run, withDatabase } from './cli.js'
+
+/**
+ * npm run report                                   the latest slot's report, made now
+ * npm run report -- --slot 2026-11-22T08:00        a given slot (REPORT_TIMEZONE local time), for backfills
+ * npm run report -- --if-missing                   leave an existing report alone
+ */
+function parseSlot (value: string, schedule: ReportSchedule): Slot {
+  const match = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):?(\d{2})$/.exec(value)
+  if (match === null) throw new Error('--slot must look like 2026-11-22T08:00 (local time in REPORT_TIMEZONE)')
+  const [, y, mo, d, h, mi] = match.map(Number)
+  const naive = Date.UTC(y, mo - 1, d, h, mi)
+  const at = new Date(naive - utcOffsetMinutes(new Date(naive), schedule.timezone) * 60_000)
+  const slot = schedule.latest(at)
+  if (slot.at.getTime() !== at.getTime()) {
+    throw new Error(`${value} is not a slot of REPORT_CRON "${schedule.cron}" in ${schedule.timezone} (the slot before it is ${slot.date} ${slot.time})`)
+  }
+  return slotAt(at, schedule.timezone)
+}
+
+run(async () => {
+  const { values } = parseArgs({ options: { slot: { type: 'string' }, 'if-missing': { type: 'boolean', default: false } } })
+  const config = cliConfig()
+  const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 'report')
+  const schedule = new ReportSchedule(config.reports.cron, config.reports.timezone)
+  const slot = values.slot === undefined ? schedule.latest() : parseSlot(values.slot, schedule)
+
+  // With no S3 configured and no store running (npm start not up), bring the embedded one up for this run.
+  const store = config.s3.embedded && !await localStoreAnswers(config.s3) ? await startEmbeddedStore(config.s3) : undefined
+  const s3 = createS3Client(config.s3)
+  const redis = createRedis(config.redis, logger, 'report-cli')
+  try {
+    await ensureBucket(s3, config.s3.bucket)
+    await new RedisGuard(redis, logger).waitUntilReady(1000)
+    const outcome = await withDatabase(config, async ({ db }) =>
+      await new ReportRunner({ db, s3, bucket: config.s3.bucket, redis, schedule, logger }).run(slot, { force: values['if-missing'] !== true }))
+    const where = (key: string): string => config.s3.embedded ? `${config.s3.localDirectory}/${config.s3.bucket}/${key}` : `s3://${config.s3.bucket}/${key}`
+    if (outcome.status === 'locked') throw new Error(`another worker is making the ${outcome.slot} report right now`)
+    console.log(`report for ${outcome.slot}${outcome.status === 'exists' ? ' already exists' : ` made in ${(outcome.ms / 1000).toFixed(1)} s`}`)
+    console.log(`  summary: ${where(outcome.keys.summary)}`)
+    console.log(`  export:  ${where(outcome.keys.export)}${outcome.exportBytes === undefined ? '' : ` (${outcome.exportBytes} bytes)`}`)
+    if (outcome.summary !== undefined) console.log(`  orders: ${outcome.summary.totalOrders}, ${JSON.stringify(outcome.summary.trackingSummary)}`)
+  } finally {
+    redis.disconnect()
+    s3.destroy()
+    await store?.close()
+  }
+})

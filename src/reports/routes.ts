@@ -1,0 +1,82 @@
+import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, type S3Client, type _Object } from '@aws-sdk/client-s3'
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type, type Static } from 'typebox'
+import { adminOnly } from '../http/auth.js'
+import { ErrorResponse, HttpError, badRequest, notFound, unavailable } from '../http/errors.js'
+import { isNotFound } from '../infra/s3.js'
+import { REPORT_KEY } from './slots.js'
+
+export const DOWNLOAD_URL_SECONDS = 300
+
+const ReportEntry = Type.Object({
+  slot: Type.String({ description: 'YYYY-MM-DDTHHMM in REPORT_TIMEZONE' }),
+  kind: Type.Union([Type.Literal('summary'), Type.Literal('export')]),
+  key: Type.String(),
+  size: Type.Integer(),
+  last_modified: Type.String(),
+  url: Type.String({ description: 'GET it (with the admin token) to be redirected to the object' })
+})
+
+function toEntry (object: _Object): Static<typeof ReportEntry> | null {
+  const match = REPORT_KEY.exec(object.Key ?? '')
+  if (match === null) return null
+  return {
+    slot: `${match[1]}T${match[2]}`,
+    kind: match[3] === 'summary.json' ? 'summary' : 'export',
+    key: object.Key as string,
+    size: object.Size ?? 0,
+    last_modified: object.LastModified?.toISOString() ?? '',
+    url: `/${object.Key as string}`
+  }
+}
+
+const storageDown = (err: unknown): HttpError => err instanceof HttpError
+  ? err
+  : unavailable('STORAGE_UNAVAILABLE', 'Report storage is not answering; try again shortly', 30)
+
+/** GET /reports and GET /reports/<date>/<file>: analysts' downloads, behind the admin token. */
+export const reportRoutes: FastifyPluginAsyncTypebox<{ s3: S3Client, bucket: string, adminToken: string | undefined }> = async (app, { s3, bucket, adminToken }) => {
+  app.addHook('preHandler', adminOnly(adminToken))
+
+  app.get('/reports', {
+    schema: {
+      querystring: Type.Object({ limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,4}$' })) }),
+      response: { 200: Type.Object({ reports: Type.Array(ReportEntry) }), 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 503: ErrorResponse }
+    },
+    schemaErrorFormatter: () => badRequest('LIMIT_INVALID', 'limit must be an integer from 1 to 1000')
+  }, async (request) => {
+    const limit = Math.min(Math.max(Number(request.query.limit ?? 100), 1), 1000)
+    const objects: _Object[] = []
+    try {
+      let token: string | undefined
+      do {
+        const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'reports/', ContinuationToken: token }))
+        objects.push(...(page.Contents ?? []))
+        token = page.IsTruncated === true ? page.NextContinuationToken : undefined
+      } while (token !== undefined)
+    } catch (err) {
+      throw storageDown(err)
+    }
+    // Keys sort by slot; newest first, the summary before the export of the same slot.
+    const reports = objects.map(toEntry).filter((e) => e !== null)
+      .sort((a, b) => b.slot.localeCompare(a.slot) || b.kind.localeCompare(a.kind))
+      .slice(0, limit)
+    return { reports }
+  })
+
+  app.get('/reports/*', {
+    schema: { response: { 302: Type.Null(), 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 503: ErrorResponse } }
+  }, async (request, reply) => {
+    const key = `reports/${(request.params as { '*': string })['*']}`
+    if (!REPORT_KEY.test(key)) throw badRequest('REPORT_KEY_INVALID', 'Expected /reports/YYYY-MM-DD/HHMM-summary.json or /reports/YYYY-MM-DD/HHMM-orders.csv.gz')
+    try {
+      await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))
+    } catch (err) {
+      if (isNotFound(err)) throw notFound('REPORT_NOT_FOUND', `No report at ${key}`)
+      throw storageDown(err)
+    }
+    const url = await getSignedUrl(s3, new GetObjectCommand({ Bucket: bucket, Key: key }), { expiresIn: DOWNLOAD_URL_SECONDS })
+    return reply.header('cache-control', 'no-store').redirect(url, 302)
+  })
+}

@@ -1,0 +1,142 @@
+import { AbortMultipartUploadCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
+import type { FastifyBaseLogger as Logger } from 'fastify'
+import type { Redis } from 'ioredis'
+import type { Db } from '../infra/db.js'
+import { withRetry, type RetryOptions } from '../infra/retry.js'
+import { isNotFound } from '../infra/s3.js'
+import { exportOrders } from './export.js'
+import { acquireLease } from './lock.js'
+import { slotIso, slotKeys, type ReportSchedule, type Slot } from './slots.js'
+import { buildSummary, type ReportSummary } from './summary.js'
+
+export interface ReportOutcome {
+  status: 'done' | 'exists' | 'locked'
+  slot: string
+  keys: { summary: string, export: string }
+  summary?: ReportSummary
+  exportBytes?: number
+  ms: number
+}
+
+export interface RunnerDeps {
+  db: Db
+  s3: S3Client
+  bucket: string
+  /** For the per-slot lease; without Redis the run goes ahead (the keys make a rerun harmless). */
+  redis: Redis | undefined
+  schedule: ReportSchedule
+  logger: Logger
+  retry?: Partial<RetryOptions>
+  leaseMs?: number
+  /** 0–9; 6 by default. */
+  gzipLevel?: number
+}
+
+/**
+ * Makes the report of one slot exactly once: a Redis lease keeps a second worker out while it
+ * runs, the summary object (written last) marks it done, and every step is retried with
+ * backoff. The export is uploaded first, so a summary never points at a missing export.
+ */
+export class ReportRunner {
+  /** Multipart uploads (id → key) whose abort has to be repeated. */
+  private readonly orphans = new Map<string, string>()
+
+  constructor (private readonly deps: RunnerDeps) {}
+
+  async exists (slot: Slot): Promise<boolean> {
+    try {
+      await this.deps.s3.send(new HeadObjectCommand({ Bucket: this.deps.bucket, Key: slotKeys(slot).summary }))
+      return true
+    } catch (err) {
+      if (isNotFound(err)) return false
+      throw err
+    }
+  }
+
+  async run (slot: Slot, options: { force?: boolean, signal?: AbortSignal } = {}): Promise<ReportOutcome> {
+    const started = performance.now()
+    const keys = slotKeys(slot)
+    const outcome = (status: ReportOutcome['status'], extra: Partial<ReportOutcome> = {}): ReportOutcome =>
+      ({ status, slot: slotIso(slot), keys, ms: Math.round(performance.now() - started), ...extra })
+    const log = this.deps.logger.child({ slot: slotIso(slot) })
+
+    const lease = await this.lease(slot, log)
+    if (lease === null) {
+      log.info('another worker is making this report')
+      return outcome('locked')
+    }
+    try {
+      const retry = this.retryOptions(log, options.signal)
+      if (options.force !== true && await withRetry(async () => await this.exists(slot), retry)) return outcome('exists')
+      await this.abortOrphans()
+
+      const exported = await withRetry(async () => await exportOrders(this.deps.db, this.deps.s3, { bucket: this.deps.bucket, key: keys.export }, {
+        signal: options.signal,
+        gzipLevel: this.deps.gzipLevel,
+        onOrphan: (id) => this.orphans.set(id, keys.export)
+      }), retry)
+      const previous = this.deps.schedule.previous(slot)
+      const summary = await withRetry(async () => await buildSummary(this.deps.db, slot, previous), retry)
+      await withRetry(async () => await this.deps.s3.send(new PutObjectCommand({
+        Bucket: this.deps.bucket,
+        Key: keys.summary,
+        Body: JSON.stringify(summary, null, 2),
+        ContentType: 'application/json; charset=utf-8'
+      })), retry)
+      await this.abortOrphans()
+      const done = outcome('done', { summary, exportBytes: exported.bytes })
+      log.info({ keys, exportBytes: exported.bytes, orders: summary.totalOrders, ms: done.ms }, 'report stored')
+      return done
+    } catch (err) {
+      log.error({ err, keys }, 'REPORT FAILED: it will be made again at the next tick or the next start')
+      throw err
+    } finally {
+      await lease?.release()
+    }
+  }
+
+  /** Makes the latest slot's report if it is missing (after downtime or a failed run). */
+  async catchUp (now = new Date(), signal?: AbortSignal): Promise<ReportOutcome | null> {
+    const slot = this.deps.schedule.latest(now)
+    if (await this.exists(slot)) return null
+    this.deps.logger.warn({ slot: slotIso(slot) }, 'report missing for the latest slot: making it now')
+    return await this.run(slot, { signal })
+  }
+
+  /** Repeats the abort of multipart uploads that failed while S3 was unreachable. */
+  private async abortOrphans (): Promise<void> {
+    for (const [uploadId, key] of [...this.orphans]) {
+      try {
+        await this.deps.s3.send(new AbortMultipartUploadCommand({ Bucket: this.deps.bucket, Key: key, UploadId: uploadId }))
+        this.orphans.delete(uploadId)
+      } catch (err) {
+        if ((err as { name?: string }).name === 'NoSuchUpload') this.orphans.delete(uploadId)
+      }
+    }
+  }
+
+  private async lease (slot: Slot, log: Logger): Promise<{ release: () => Promise<void> } | null | undefined> {
+    const redis = this.deps.redis
+    if (redis === undefined || redis.status !== 'ready') {
+      log.warn('redis unavailable: running without the report lease')
+      return undefined
+    }
+    try {
+      return await acquireLease(redis, `reports:lock:${slot.date}T${slot.time}`, this.deps.leaseMs ?? 120_000)
+    } catch (err) {
+      log.warn({ err }, 'could not take the report lease: running without it')
+      return undefined
+    }
+  }
+
+  private retryOptions (log: Logger, signal?: AbortSignal): RetryOptions {
+    return {
+      attempts: 6,
+      baseDelayMs: 1000,
+      maxDelayMs: 30_000,
+      signal,
+      onRetry: (err, attempt, delayMs) => log.error({ err, attempt, delayMs }, 'report step failed; retrying'),
+      ...this.deps.retry
+    }
+  }
+}

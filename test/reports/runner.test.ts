@@ -1,0 +1,137 @@
+import t from 'tap'
+import { gunzipSync } from 'node:zlib'
+import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3'
+import { testConfig } from '../helpers/config.js'
+import { freshDatabase } from '../helpers/database.js'
+import { clearKeys } from '../helpers/redis.js'
+import { TestS3 } from '../helpers/s3.js'
+import { bulkLoadOrders } from '../../src/orders/bulk.js'
+import { createLogger } from '../../src/logger.js'
+import { createRedis, RedisGuard } from '../../src/infra/redis.js'
+import { createS3Client, ensureBucket } from '../../src/infra/s3.js'
+import { ReportRunner, type RunnerDeps } from '../../src/reports/runner.js'
+import { ReportSchedule, slotKeys } from '../../src/reports/slots.js'
+import type { Config } from '../../src/config.js'
+
+const s3server = await TestS3.start(t)
+const bucket = 'reports-runner'
+const config: Config = testConfig('reports_runner', s3server.env(bucket))
+const { db } = await freshDatabase(t, config)
+await clearKeys(t, config)
+const logger = createLogger((process.env.TEST_LOG_LEVEL ?? 'silent') as 'silent')
+const s3 = createS3Client(config.s3)
+t.teardown(() => s3.destroy())
+await ensureBucket(s3, bucket)
+await bulkLoadOrders(db, { count: 300, seed: 5 })
+const schedule = new ReportSchedule('0 0,8,16 * * *', 'Asia/Taipei')
+
+async function runner (extra: Partial<RunnerDeps> = {}): Promise<ReportRunner> {
+  const redis = createRedis(config.redis, logger, 'runner-test')
+  t.teardown(() => redis.disconnect())
+  await new RedisGuard(redis, logger).waitUntilReady(2000)
+  return new ReportRunner({ db, s3, bucket, redis, schedule, logger, retry: { baseDelayMs: 100, maxDelayMs: 500, attempts: 20 }, ...extra })
+}
+
+async function keys (client: S3Client, prefix: string): Promise<string[]> {
+  const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }))
+  return (page.Contents ?? []).map((c) => c.Key as string).sort()
+}
+
+async function csvRows (key: string): Promise<string[]> {
+  const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }))
+  const text = gunzipSync(Buffer.from(await object.Body!.transformToByteArray())).toString('utf8')
+  return text.trimEnd().split('\n')
+}
+
+t.test('two workers racing for one slot: one run, one pair of objects', async (t) => {
+  const slot = schedule.latest(new Date('2026-11-22T01:00:00Z'))
+  const [a, b] = [await runner(), await runner()]
+  const outcomes = await Promise.all([a.run(slot), b.run(slot)])
+  const statuses = outcomes.map((o) => o.status).sort()
+  t.equal(statuses.filter((s) => s === 'done').length, 1, `exactly one run made it (${statuses.join(', ')})`)
+  t.ok(statuses.every((s) => ['done', 'locked', 'exists'].includes(s)))
+  t.same(await keys(s3, 'reports/2026-11-22/'), ['reports/2026-11-22/0800-orders.csv.gz', 'reports/2026-11-22/0800-summary.json'])
+
+  const rows = await csvRows(slotKeys(slot).export)
+  t.equal(rows[0], 'sno,status,hub,estimated_delivery,updated')
+  t.equal(rows.length, 301, 'one row per order')
+  t.match(rows[1], /^1,(Created|Package Received|In Transit|Out for Delivery|Delivery Attempted|Delivered|Returned to Sender|Exception),\p{Script=Han}+物流中心,\d{4}-\d{2}-\d{2},\d{4}-\d{2}-\d{2}T[\d:.]+Z$/u)
+
+  const again = await a.run(slot)
+  t.equal(again.status, 'exists', 'a rerun finds the report and does nothing')
+  const forced = await a.run(slot, { force: true })
+  t.equal(forced.status, 'done', 'a forced rerun overwrites')
+  t.equal((await keys(s3, 'reports/2026-11-22/')).length, 2, 'still one pair: nothing duplicated')
+})
+
+t.test('catch-up after downtime makes the latest missing slot, once', async (t) => {
+  const r = await runner()
+  const now = new Date('2026-11-23T09:30:00Z') // 17:30 in Taipei: the 16:00 slot is due
+  const made = await r.catchUp(now)
+  t.equal(made?.status, 'done')
+  t.equal(made?.slot, '2026-11-23T16:00:00.000+08:00')
+  t.equal(await r.catchUp(now), null, 'nothing to do the second time')
+})
+
+t.test('S3 down when the run starts: retried with backoff, lands when S3 returns', async (t) => {
+  const r = await runner()
+  const slot = schedule.latest(new Date('2026-11-24T01:00:00Z'))
+  await s3server.stop()
+  const run = r.run(slot)
+  await new Promise((resolve) => setTimeout(resolve, 1500))
+  await s3server.start()
+  const outcome = await run
+  t.equal(outcome.status, 'done')
+  t.same(await keys(s3, 'reports/2026-11-24/'), ['reports/2026-11-24/0800-orders.csv.gz', 'reports/2026-11-24/0800-summary.json'])
+})
+
+t.test('a 100k-order export: S3 stopped and restarted mid-upload, bounded memory, no stray uploads', async (t) => {
+  await bulkLoadOrders(db, { count: 99_700, seed: 6, batchSize: 5000 })
+  // Level 0 makes the object ~7 MB, so that it goes up as a real multipart upload (5 MiB parts).
+  const r = await runner({ gzipLevel: 0 })
+  const slot = schedule.latest(new Date('2026-11-25T01:00:00Z'))
+
+  // Live heap (after a full GC) sampled while work runs, against the same rows held at once.
+  const gc = globalThis.gc as (() => void)
+  t.type(gc, 'function', 'tests run with --expose-gc')
+  const held: unknown[] = []
+  const liveHeap = (): number => { gc(); return process.memoryUsage().heapUsed }
+  const heapGrowth = async (work: () => Promise<unknown>): Promise<number> => {
+    const baseline = liveHeap()
+    let peak = baseline
+    const sampler = setInterval(() => { peak = Math.max(peak, liveHeap()) }, 100)
+    try {
+      held.push(await work()) // still referenced while measured
+      peak = Math.max(peak, liveHeap())
+      held.length = 0
+    } finally {
+      clearInterval(sampler)
+    }
+    return (peak - baseline) / 1024 / 1024
+  }
+  const allAtOnce = await heapGrowth(async () => await db.selectFrom('orders').select(['sno', 'status', 'location_id', 'estimated_delivery', 'last_event_at']).execute())
+
+  let outcome: Awaited<ReturnType<ReportRunner['run']>> | undefined
+  let partsSeen = 0
+  const streamed = await heapGrowth(async () => {
+    const run = r.run(slot)
+    // Wait for the multipart upload to begin, then take S3 away (SIGKILL) for a second.
+    const deadline = Date.now() + 20_000
+    while ((await s3server.pendingUploads(bucket)).length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5))
+    partsSeen = (await s3server.pendingUploads(bucket)).length
+    await s3server.stop()
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    await s3server.start()
+    outcome = await run
+  })
+  if (outcome === undefined) throw new Error('no outcome')
+
+  t.ok(partsSeen > 0, 'S3 was stopped in the middle of a multipart upload')
+  t.equal(outcome.status, 'done', 'the report still landed')
+  const rows = await csvRows(slotKeys(slot).export)
+  t.equal(rows.length, 100_001, 'every order, once')
+  t.equal(new Set(rows.slice(1).map((row) => row.split(',')[0])).size, 100_000, 'no row twice')
+  t.same(await s3server.pendingUploads(bucket), [], 'no multipart upload left behind')
+  t.comment(`heap growth: streamed export ${streamed.toFixed(1)} MB, the same rows held at once ${allAtOnce.toFixed(1)} MB`)
+  t.ok(streamed < allAtOnce / 2, `the export streams (heap +${streamed.toFixed(1)} MB against +${allAtOnce.toFixed(1)} MB)`)
+})
