@@ -1,21 +1,25 @@
 import { randomUUID } from 'node:crypto'
-import type { Socket } from 'node:net'
 import type { Server } from 'node:http'
+import type { Socket } from 'node:net'
+import type { Writable } from 'node:stream'
 import Fastify, { LogController, type FastifyHttpOptions, type FastifyInstance } from 'fastify'
+import helmet from '@fastify/helmet'
+import underPressure from '@fastify/under-pressure'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Config } from './config.js'
 import { loggerOptions } from './logger.js'
 import { createDatabase } from './infra/db.js'
 import { createRedis, RedisGuard } from './infra/redis.js'
-import { registerErrorHandling } from './http/errors.js'
+import { createS3Client } from './infra/s3.js'
+import { badRequest, registerErrorHandling, unavailable } from './http/errors.js'
 import { healthRoutes } from './http/health.js'
+import { NotFoundLimiter, RedisCounter, registerRateLimit } from './http/rate-limit.js'
 import { TrackingCache } from './tracking/cache.js'
 import { TrackingService } from './tracking/service.js'
 import { trackingRoutes } from './tracking/routes.js'
 import { OrderGenerator } from './orders/generator.js'
 import { FakeOrders } from './orders/service.js'
 import { fakeRoutes } from './orders/routes.js'
-import { createS3Client } from './infra/s3.js'
 import { reportRoutes } from './reports/routes.js'
 
 declare module 'fastify' {
@@ -26,6 +30,8 @@ declare module 'fastify' {
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+/** The longest URL (path and query string) the API reads; nginx's own limit is 8 KiB. */
+export const MAX_URL_LENGTH = 2048
 
 /** Malformed requests that never reach a route still get a JSON answer with a code. */
 function clientErrorHandler (err: NodeJS.ErrnoException, socket: Socket): void {
@@ -42,9 +48,9 @@ function clientErrorHandler (err: NodeJS.ErrnoException, socket: Socket): void {
   socket.destroy()
 }
 
-export function serverOptions (config: Config): FastifyHttpOptions<Server> {
+export function serverOptions (config: Config, logStream?: Writable): FastifyHttpOptions<Server> {
   return {
-    logger: loggerOptions(config.logLevel, 'api'),
+    logger: logStream === undefined ? loggerOptions(config.logLevel, 'api') : { ...loggerOptions(config.logLevel, 'api'), transport: undefined, stream: logStream },
     // nginx logs every request; the API logs errors and slow requests (see the onResponse hook).
     logController: new LogController({ disableRequestLogging: true }),
     // nginx sends X-Request-Id; a well-formed one is kept so that both logs share it.
@@ -54,10 +60,12 @@ export function serverOptions (config: Config): FastifyHttpOptions<Server> {
       return typeof header === 'string' && REQUEST_ID.test(header) ? header : randomUUID()
     },
     trustProxy: config.server.trustProxy,
-    // Longer than nginx's upstream keepalive_timeout, so that nginx always closes first.
+    // Longer than nginx's upstream keepalive_timeout (60 s), so that nginx always closes first;
+    // the request timeout is shorter than nginx's proxy_read_timeout (35 s), so the API answers first.
     keepAliveTimeout: config.server.keepAliveTimeoutMs,
     requestTimeout: config.server.requestTimeoutMs,
     connectionTimeout: config.server.requestTimeoutMs + 5000,
+    // The API takes no bodies (nginx: client_max_body_size 16k) and small headers (8 KiB, as nginx).
     bodyLimit: 16 * 1024,
     http: { maxHeaderSize: 8 * 1024 },
     routerOptions: { maxParamLength: 200 },
@@ -66,12 +74,17 @@ export function serverOptions (config: Config): FastifyHttpOptions<Server> {
   }
 }
 
+export interface AppOptions {
+  /** Where log lines go (stdout by default); tests read them. */
+  logStream?: Writable
+}
+
 /**
  * The whole API as one Fastify instance: shared clients are made here and handed to the
- * routes that need them; `close()` drains requests, then closes MySQL and Redis.
+ * routes that need them; `close()` drains requests, then closes MySQL, Redis and S3.
  */
-export async function buildApp (config: Config): Promise<FastifyInstance> {
-  const app = Fastify(serverOptions(config)).withTypeProvider<TypeBoxTypeProvider>()
+export async function buildApp (config: Config, options: AppOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify(serverOptions(config, options.logStream)).withTypeProvider<TypeBoxTypeProvider>()
 
   const database = createDatabase(config.db)
   const redis = createRedis(config.redis, app.log)
@@ -79,7 +92,14 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
   const s3 = createS3Client(config.s3)
   // Give Redis a moment to connect so the first requests already use the cache; start without it otherwise.
   app.addHook('onReady', async () => { await guard.waitUntilReady(1000) })
+  // While draining, close keep-alive connections as soon as they fall idle (Node closes only
+  // those idle at the start), so the process exits once the last in-flight request is answered.
+  let drain: NodeJS.Timeout | undefined
+  app.addHook('preClose', async () => {
+    drain = setInterval(() => app.server.closeIdleConnections(), 50).unref()
+  })
   app.addHook('onClose', async () => {
+    clearInterval(drain)
     await database.close()
     redis.disconnect()
     s3.destroy()
@@ -92,19 +112,43 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
   })
   const tracking = new TrackingService(database.db, cache, { piiMask: config.piiMask })
   const fake = new FakeOrders(database.db, tracking, new OrderGenerator(config.fakeSeed))
-
+  const counter = new RedisCounter(guard)
   app.decorate('tracking', tracking)
 
-  registerErrorHandling(app)
-  app.addHook('onSend', async (request, reply) => {
+  // No route takes a body: whatever is sent is drained unread (nginx caps it at 16 KiB), so a
+  // stray POST gets its 405 rather than a parser error.
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', (_request, payload, done) => {
+    payload.resume()
+    done(null, undefined)
+  })
+  app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id)
+    if (request.url.length > MAX_URL_LENGTH) throw badRequest('URL_TOO_LONG', `The URL must stay under ${MAX_URL_LENGTH} characters`)
   })
   app.addHook('onResponse', async (request, reply) => {
-    if (reply.elapsedTime > 1000) request.log.warn({ statusCode: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'slow request')
+    if (reply.elapsedTime > 1000) request.log.warn({ req: request, statusCode: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'slow request')
+    else request.log.debug({ req: request, statusCode: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }, 'request completed')
   })
 
+  // Overload: answer 503 at once rather than let every request time out.
+  await app.register(underPressure, {
+    maxEventLoopDelay: config.overload.maxEventLoopDelayMs,
+    maxHeapUsedBytes: config.overload.maxHeapUsedMb * 1024 * 1024,
+    sampleInterval: 200,
+    pressureHandler: async () => { throw unavailable('OVERLOADED', 'The service is overloaded; try again shortly', 5) }
+  })
+  await app.register(helmet, {
+    global: true,
+    // A JSON API: nothing on it is ever to be rendered, framed or run.
+    contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+    crossOriginResourcePolicy: { policy: 'same-site' }
+  })
+  await registerRateLimit(app, counter, config.rateLimit)
+  registerErrorHandling(app)
+
   await app.register(healthRoutes, { db: database.db, redis: guard })
-  await app.register(trackingRoutes, { tracking })
+  await app.register(trackingRoutes, { tracking, notFound: new NotFoundLimiter(counter, config.rateLimit.notFoundPerMinute) })
   await app.register(fakeRoutes, { fake, adminToken: config.adminToken })
   await app.register(reportRoutes, { s3, bucket: config.s3.bucket, adminToken: config.adminToken })
   return app

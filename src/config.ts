@@ -63,6 +63,10 @@ export interface Config {
     perMinute: number
     notFoundPerMinute: number
   }
+  overload: {
+    maxEventLoopDelayMs: number
+    maxHeapUsedMb: number
+  }
   adminToken: string | undefined
   fakeSeed: number | undefined
   piiMask: boolean
@@ -257,6 +261,10 @@ export function loadConfig (env: Env = process.env): Config {
     rateLimit: {
       perMinute: read.int('RATE_LIMIT_PER_MINUTE', 1200, 0, 10_000_000),
       notFoundPerMinute: read.int('RATE_LIMIT_NOT_FOUND_PER_MINUTE', 60, 0, 10_000_000)
+    },
+    overload: {
+      maxEventLoopDelayMs: read.int('MAX_EVENT_LOOP_DELAY_MS', 1000, 0, 60_000),
+      maxHeapUsedMb: read.int('MAX_HEAP_USED_MB', 300, 0, 64 * 1024)
     },
     adminToken,
     fakeSeed,

@@ -1,5 +1,5 @@
 import { STATUS_CODES } from 'node:http'
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
 import { Type } from 'typebox'
 import { isDatabaseUnavailable } from '../infra/db.js'
 
@@ -42,7 +42,6 @@ export function errorBody (statusCode: number, code: string, message: string): E
 /** Fastify's own client errors, renamed to codes of ours. */
 const FASTIFY_CODES: Record<string, string> = {
   FST_ERR_VALIDATION: 'VALIDATION_FAILED',
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
   FST_ERR_CTP_BODY_TOO_LARGE: 'BODY_TOO_LARGE',
   FST_ERR_CTP_EMPTY_JSON_BODY: 'INVALID_BODY',
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'INVALID_BODY',
@@ -53,6 +52,8 @@ const FASTIFY_CODES: Record<string, string> = {
 
 function toBody (err: FastifyError | HttpError): ErrorBody {
   if (err instanceof HttpError) return errorBody(err.statusCode, err.code, err.message)
+  // A Content-Type that does not parse is a malformed header (no route reads bodies anyway).
+  if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return errorBody(400, 'INVALID_CONTENT_TYPE', 'The Content-Type header is not a valid media type')
   if (isDatabaseUnavailable(err)) return errorBody(503, 'DATABASE_UNAVAILABLE', 'The database is not answering; try again shortly')
   const status = err.statusCode ?? 500
   if (status >= 400 && status < 500) {
@@ -63,7 +64,10 @@ function toBody (err: FastifyError | HttpError): ErrorBody {
   return errorBody(500, 'INTERNAL_ERROR', 'Something went wrong on our side')
 }
 
-/** One error handler for the whole app: logs 5xx with the request, never shows internals. */
+/**
+ * One error handler for the whole app: logs 5xx with the request, never shows internals.
+ * Register it after the rate limiter and before the routes.
+ */
 export function registerErrorHandling (app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError | HttpError, request: FastifyRequest, reply: FastifyReply) => {
     const body = toBody(err)
@@ -77,8 +81,24 @@ export function registerErrorHandling (app: FastifyInstance): void {
     return reply.code(body.statusCode).type('application/json; charset=utf-8').send(body)
   })
 
-  app.setNotFoundHandler((request, reply) => {
-    const message = `Route ${request.method}:${request.url.split('?')[0]} not found`
-    return reply.code(404).send(errorBody(404, 'ROUTE_NOT_FOUND', message.slice(0, 200)))
+  // Known paths asked with another method get 405 and Allow, not a 404.
+  const methodsByPath: Array<{ matches: (path: string) => boolean, methods: Set<string> }> = []
+  app.addHook('onRoute', (route) => {
+    const url = route.url
+    const matches = url.endsWith('*') ? (path: string) => path.startsWith(url.slice(0, -1)) : (path: string) => path === url
+    const methods = new Set([route.method].flat())
+    methodsByPath.push({ matches, methods })
+  })
+
+  // Unknown URLs are rate-limited like everything else (probing is abuse too).
+  const preHandler = app.hasDecorator('rateLimit') ? (app as FastifyInstance & { rateLimit: () => preHandlerAsyncHookHandler }).rateLimit() : undefined
+  app.setNotFoundHandler({ preHandler }, (request, reply) => {
+    const path = request.url.split('?')[0]
+    const allowed = new Set(methodsByPath.filter((r) => r.matches(path)).flatMap((r) => [...r.methods]))
+    if (allowed.size > 0) {
+      return reply.code(405).header('allow', [...allowed].sort().join(', '))
+        .send(errorBody(405, 'METHOD_NOT_ALLOWED', `${request.method.slice(0, 20)} is not allowed here; use ${[...allowed].sort().join(' or ')}`))
+    }
+    return reply.code(404).send(errorBody(404, 'ROUTE_NOT_FOUND', `Route ${request.method}:${path} not found`.slice(0, 200)))
   })
 }

@@ -12,11 +12,11 @@ const Health = Type.Object({
 
 /** `GET /` is the original's liveness answer; `GET /health` says what the service can reach. */
 export const healthRoutes: FastifyPluginAsyncTypebox<{ db: Db, redis: RedisGuard }> = async (app, { db, redis }) => {
-  app.get('/', { schema: { response: { 200: Type.String() } } }, async (_request, reply) => {
+  app.get('/', { schema: { response: { 200: Type.String() } }, config: { rateLimit: false } }, async (_request, reply) => {
     return reply.type('text/plain; charset=utf-8').send('OK')
   })
 
-  app.get('/health', { schema: { response: { 200: Health, 503: Health } } }, async (_request, reply) => {
+  app.get('/health', { schema: { response: { 200: Health, 503: Health } }, config: { rateLimit: false } }, async (_request, reply) => {
     const [mysql, cache] = await Promise.all([
       sql`SELECT 1`.execute(db).then(() => 'up' as const, () => 'down' as const),
       redis.attempt(async (r) => await r.ping()).then((pong) => pong === 'PONG' ? 'up' as const : 'down' as const)

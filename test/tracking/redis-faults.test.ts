@@ -6,6 +6,9 @@ import { freshDatabase } from '../helpers/database.js'
 import { freePort, PrivateRedis } from '../helpers/redis.js'
 import { insertKnownOrder } from '../helpers/orders.js'
 import { eventually } from '../helpers/app.js'
+import { TcpProxy } from '../helpers/tcp-proxy.js'
+import { trackingService } from '../helpers/tracking.js'
+import autocannon from 'autocannon'
 
 /**
  * Redis killed, frozen and absent at start-up, on a private redis-server. "Does not hang" is
@@ -90,4 +93,51 @@ t.test('the API starts and answers while Redis is down', async (t) => {
   const health = await lonely.inject('/health')
   t.equal(health.statusCode, 200, 'healthy enough: MySQL is up')
   t.same(health.json(), { status: 'degraded', mysql: 'up', redis: 'down' })
+})
+
+t.test('slow Redis (every reply 300 ms late): lookups do not wait for it', async (t) => {
+  const proxy = await TcpProxy.start(t, server.port)
+  proxy.latencyMs = 300
+  const slow = await buildApp(testConfig('tracking_redis_faults', { REDIS_URL: `redis://127.0.0.1:${proxy.port}/0`, REDIS_COMMAND_TIMEOUT_MS: '100' }))
+  t.teardown(async () => await slow.close())
+  await slow.ready()
+  const results = []
+  for (let i = 0; i < 15; i++) {
+    const started = performance.now()
+    const res = await slow.inject(`/query?sno=${order.sno}`)
+    results.push({ status: res.statusCode, ms: performance.now() - started })
+  }
+  t.ok(results.every((r) => r.status === 200), '15 lookups answered 200')
+  t.comment(`slow Redis: worst ${Math.max(...results.map((r) => r.ms)).toFixed(0)} ms, median ${results.map((r) => r.ms).sort((a, b) => a - b)[7].toFixed(0)} ms (Redis replies take 600 ms round trip)`)
+})
+
+t.test('no unbounded queue of commands while Redis is frozen', async (t) => {
+  const { service, guard } = trackingService(t, config, db, server.url)
+  await guard.waitUntilReady(2000)
+  server.freeze()
+  t.teardown(() => server.thaw())
+  for (let wave = 0; wave < 20; wave++) {
+    await Promise.all(Array.from({ length: 100 }, async () => await service.lookup(order.sno)))
+  }
+  const client = guard.redis as unknown as { commandQueue: { length: number }, offlineQueue: { length: number } }
+  t.equal(client.offlineQueue.length, 0, 'nothing queued for later')
+  t.ok(client.commandQueue.length <= 100, `at most one wave of commands awaiting replies (${client.commandQueue.length} after 2000 lookups)`)
+})
+
+t.test('under load: Redis killed and restarted, zero 5xx', async (t) => {
+  const loaded = await buildApp(testConfig('tracking_redis_faults', { REDIS_URL: server.url, RATE_LIMIT_PER_MINUTE: '0', RATE_LIMIT_NOT_FOUND_PER_MINUTE: '0' }))
+  t.teardown(async () => await loaded.close())
+  const address = await loaded.listen({ port: 0, host: '127.0.0.1' })
+  const run = autocannon({ url: `${address}/query?sno=${order.sno}`, connections: 20, duration: 5 })
+  await new Promise((resolve) => setTimeout(resolve, 1500))
+  server.kill()
+  await new Promise((resolve) => setTimeout(resolve, 1500))
+  await server.start()
+  const result = await run
+  const fiveHundreds = result['5xx']
+  t.equal(result.errors, 0, 'no connection errors')
+  t.equal(fiveHundreds, 0, 'no 5xx')
+  t.equal(result.non2xx, 0, 'every answer 200')
+  t.ok(result.requests.total > 500)
+  t.comment(`Redis killed for 1.5 s of a 5 s load: ${result.requests.total} requests, ${result.non2xx} non-2xx, p99 ${result.latency.p99} ms, max ${result.latency.max} ms`)
 })

@@ -1,0 +1,73 @@
+import t from 'tap'
+import { buildApp } from '../../src/app.js'
+import { buildTestApp } from '../helpers/app.js'
+import { testConfig } from '../helpers/config.js'
+import { freePort } from '../helpers/redis.js'
+import { insertKnownOrder } from '../helpers/orders.js'
+
+const { app, database } = await buildTestApp(t, 'http_limits', { RATE_LIMIT_PER_MINUTE: '30', RATE_LIMIT_NOT_FOUND_PER_MINUTE: '5' })
+const order = await insertKnownOrder(database.db)
+// Each case its own client address (through the trusted proxy: app.inject comes from 127.0.0.1).
+const from = async (ip: string, url: string) => await app.inject({ url, headers: { 'x-forwarded-for': ip } })
+
+t.test('RATE_LIMIT_PER_MINUTE per client, across routes, with a JSON 429', async (t) => {
+  const statuses: number[] = []
+  for (let i = 0; i < 32; i++) statuses.push((await from('198.51.100.1', `/query?sno=${order.sno}`)).statusCode)
+  t.same(statuses.slice(0, 30), Array(30).fill(200))
+  const limited = await from('198.51.100.1', `/query?sno=${order.sno}`)
+  t.equal(limited.statusCode, 429)
+  t.match(limited.json(), { statusCode: 429, error: 'Too Many Requests', code: 'RATE_LIMITED' })
+  t.ok(Number(limited.headers['retry-after']) > 0, 'Retry-After')
+  t.equal(limited.headers['x-ratelimit-limit'], '30')
+  t.equal((await from('198.51.100.1', '/nope')).statusCode, 429, 'unknown routes count too')
+  t.equal((await from('198.51.100.2', `/query?sno=${order.sno}`)).statusCode, 200, 'another client is not affected')
+  t.equal((await from('198.51.100.1', '/health')).statusCode, 200, '/health is not limited')
+})
+
+t.test('unknown snos have a much smaller budget; real parcels stay reachable', async (t) => {
+  const ip = '198.51.100.3'
+  const statuses: number[] = []
+  for (let sno = 900_001; sno <= 900_007; sno++) statuses.push((await from(ip, `/query?sno=${sno}`)).statusCode)
+  t.same(statuses, [404, 404, 404, 404, 404, 429, 429], 'the 6th unknown sno in a minute is refused')
+  const refused = await from(ip, '/query?sno=900100')
+  t.equal(refused.json().code, 'TOO_MANY_NOT_FOUND')
+  t.ok(Number(refused.headers['retry-after']) > 0)
+  t.equal((await from(ip, `/query?sno=${order.sno}`)).statusCode, 200, 'an existing order is still answered')
+})
+
+t.test('X-Forwarded-For is believed only from the trusted proxy', async (t) => {
+  // From an untrusted address, the header is ignored: both requests count for 203.0.113.9.
+  const outsider = async (xff: string): Promise<number> => (await app.inject({ url: '/query?sno=900500', remoteAddress: '203.0.113.9', headers: { 'x-forwarded-for': xff } })).statusCode
+  const seen: number[] = []
+  for (let i = 0; i < 6; i++) seen.push(await outsider(`192.0.2.${i}`))
+  t.same(seen, [404, 404, 404, 404, 404, 429], 'rotating X-Forwarded-For does not escape the limit')
+})
+
+t.test('fails open when Redis is down', async (t) => {
+  const config = testConfig('http_limits', { RATE_LIMIT_PER_MINUTE: '2', REDIS_URL: `redis://127.0.0.1:${await freePort()}/0` })
+  const offline = await buildApp(config)
+  t.teardown(async () => await offline.close())
+  const statuses: number[] = []
+  for (let i = 0; i < 5; i++) statuses.push((await offline.inject(`/query?sno=${order.sno}`)).statusCode)
+  t.same(statuses, [200, 200, 200, 200, 200], 'no limit without Redis rather than no service')
+})
+
+t.test('security headers, URL and method limits', async (t) => {
+  const res = await from('198.51.100.20', `/query?sno=${order.sno}`)
+  t.equal(res.headers['x-content-type-options'], 'nosniff')
+  t.equal(res.headers['content-security-policy'], "default-src 'none';frame-ancestors 'none'")
+  t.equal(res.headers['x-frame-options'], 'SAMEORIGIN')
+  t.ok(res.headers['strict-transport-security'])
+  t.notOk(res.headers['x-powered-by'])
+
+  const long = await from('198.51.100.21', `/query?sno=1&pad=${'x'.repeat(3000)}`)
+  t.equal(long.statusCode, 400)
+  t.equal(long.json().code, 'URL_TOO_LONG')
+
+  const post = await app.inject({ method: 'POST', url: '/query?sno=1', headers: { 'x-forwarded-for': '198.51.100.22' } })
+  t.equal(post.statusCode, 405)
+  t.equal(post.json().code, 'METHOD_NOT_ALLOWED')
+  t.match(post.headers.allow, /GET/)
+  const body = await app.inject({ method: 'POST', url: '/fake', payload: 'x'.repeat(20_000), headers: { 'content-type': 'text/plain', 'x-forwarded-for': '198.51.100.23' } })
+  t.equal(body.statusCode, 405, 'a body is never read: the method is what is wrong')
+})
