@@ -1,5 +1,5 @@
 import { ensureDatabase, migrateToLatest } from '../src/db/migrator.js'
-import { cliConfig, run, withDatabase } from './cli.js'
+import { cliConfig, run, withDatabase } from './lib/cli.js'
 
 /** npm run db:migrate — creates the database if it is missing, then runs every pending migration. */
 run(async () => {

@@ -6,7 +6,7 @@ import { utcOffsetMinutes } from '../src/hubs/local-time.js'
 import { localStoreAnswers, startEmbeddedStore } from '../src/reports/local-store.js'
 import { ReportRunner } from '../src/reports/runner.js'
 import { ReportSchedule, slotAt, type Slot } from '../src/reports/slots.js'
-import { cliConfig, run, withDatabase } from './cli.js'
+import { cliConfig, run, withDatabase } from './lib/cli.js'
 
 /**
  * npm run report                                   the latest slot's report, made now

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util'
 import { dropDatabase, ensureDatabase, migrateToLatest } from '../src/db/migrator.js'
 import { seedHubs } from '../src/hubs/hubs.js'
-import { cliConfig, run, withDatabase } from './cli.js'
+import { cliConfig, run, withDatabase } from './lib/cli.js'
 
 /** npm run db:reset -- --confirm — drops the database, recreates it and loads the hubs. */
 run(async () => {

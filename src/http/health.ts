@@ -3,6 +3,7 @@ import { sql } from 'kysely'
 import { Type } from 'typebox'
 import type { Db } from '../infra/db.js'
 import type { RedisGuard } from '../infra/redis.js'
+import { ErrorResponse } from './errors.js'
 
 const Health = Type.Object({
   status: Type.Union([Type.Literal('ok'), Type.Literal('degraded'), Type.Literal('down')]),
@@ -16,7 +17,8 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ db: Db, redis: RedisGuard
     return reply.type('text/plain; charset=utf-8').send('OK')
   })
 
-  app.get('/health', { schema: { response: { 200: Health, 503: Health } }, config: { rateLimit: false } }, async (_request, reply) => {
+  // 503 is either "MySQL is down" (Health) or an overload refusal (the error shape).
+  app.get('/health', { schema: { response: { 200: Health, 503: Type.Union([Health, ErrorResponse]) } }, config: { rateLimit: false } }, async (_request, reply) => {
     const [mysql, cache] = await Promise.all([
       sql`SELECT 1`.execute(db).then(() => 'up' as const, () => 'down' as const),
       redis.attempt(async (r) => await r.ping()).then((pong) => pong === 'PONG' ? 'up' as const : 'down' as const)

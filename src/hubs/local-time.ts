@@ -14,13 +14,28 @@ function offsetFormatter (timeZone: string): Intl.DateTimeFormat {
   return formatter
 }
 
+// Offsets change only at DST and policy changes, always on quarter hours: remember them per
+// zone and quarter hour (Intl's formatToParts is the costliest step in formatting a timeline).
+const QUARTER_HOUR = 900_000
+const offsets = new Map<string, Map<number, number>>()
+
 /** Minutes east of UTC for a zone at an instant, e.g. 480 for Asia/Taipei. */
 export function utcOffsetMinutes (date: Date, timeZone: string): number {
-  const part = offsetFormatter(timeZone).formatToParts(date).find((p) => p.type === 'timeZoneName')?.value ?? 'GMT'
-  const match = /GMT([+-])(\d{2}):(\d{2})/.exec(part)
-  if (match === null) return 0
-  const minutes = Number(match[2]) * 60 + Number(match[3])
-  return match[1] === '-' ? -minutes : minutes
+  let zone = offsets.get(timeZone)
+  if (zone === undefined) {
+    zone = new Map()
+    offsets.set(timeZone, zone)
+  }
+  const quarter = Math.floor(date.getTime() / QUARTER_HOUR)
+  let minutes = zone.get(quarter)
+  if (minutes === undefined) {
+    const part = offsetFormatter(timeZone).formatToParts(date).find((p) => p.type === 'timeZoneName')?.value ?? 'GMT'
+    const match = /GMT([+-])(\d{2}):(\d{2})/.exec(part)
+    minutes = match === null ? 0 : (match[1] === '-' ? -1 : 1) * (Number(match[2]) * 60 + Number(match[3]))
+    if (zone.size >= 100_000) zone.clear()
+    zone.set(quarter, minutes)
+  }
+  return minutes
 }
 
 /** ISO-8601 with the zone's offset: 2023-12-02T09:15:00.000+08:00. */

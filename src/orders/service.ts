@@ -1,6 +1,6 @@
 import type { Db } from '../infra/db.js'
 import { unavailable } from '../http/errors.js'
-import { listHubs } from '../hubs/hubs.js'
+import type { HubDirectory } from '../hubs/directory.js'
 import type { TrackingService } from '../tracking/service.js'
 import type { OrderGenerator } from './generator.js'
 import type { FakeResponseBody } from './schemas.js'
@@ -13,14 +13,19 @@ export const FAKE_MAX = 100
 export class FakeOrders {
   constructor (
     private readonly db: Db,
+    private readonly hubs: HubDirectory,
     private readonly tracking: TrackingService,
-    private readonly generator: OrderGenerator
+    private readonly seed: number | undefined
   ) {}
 
+  // faker and its zh_TW data (some 30 MB) are loaded with the first /fake, not at start.
+  private generator: Promise<OrderGenerator> | undefined
+
   async create (count: number, now = new Date()): Promise<FakeResponseBody> {
-    const hubs = await listHubs(this.db)
+    const hubs = await this.hubs.all()
     if (hubs.length < 3) throw unavailable('HUBS_MISSING', 'No logistics centres are loaded; run npm run db:seed', 60)
-    const drafts = Array.from({ length: count }, () => this.generator.draft(hubs, now))
+    const generator = await (this.generator ??= import('./generator.js').then(({ OrderGenerator }) => new OrderGenerator(this.seed)))
+    const drafts = Array.from({ length: count }, () => generator.draft(hubs, now))
     const consecutiveIds = await hasConsecutiveIds(this.db)
     const snos = await this.db.transaction().execute(async (trx) => await insertOrders(trx, drafts, { consecutiveIds }))
     await this.tracking.invalidate(snos)

@@ -1,11 +1,11 @@
-import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, type S3Client, type _Object } from '@aws-sdk/client-s3'
-import { getSignedUrl } from '@aws-sdk/s3-request-presigner'
+import type { _Object } from '@aws-sdk/client-s3'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type, type Static } from 'typebox'
 import { adminOnly } from '../http/auth.js'
 import { ErrorResponse, HttpError, badRequest, notFound, unavailable } from '../http/errors.js'
-import { isNotFound } from '../infra/s3.js'
+import type { Config } from '../config.js'
 import { REPORT_KEY } from './slots.js'
+import type { ReportStorage } from './storage.js'
 
 export const DOWNLOAD_URL_SECONDS = 300
 
@@ -35,8 +35,14 @@ const storageDown = (err: unknown): HttpError => err instanceof HttpError
   ? err
   : unavailable('STORAGE_UNAVAILABLE', 'Report storage is not answering; try again shortly', 30)
 
-/** GET /reports and GET /reports/<date>/<file>: analysts' downloads, behind the admin token. */
-export const reportRoutes: FastifyPluginAsyncTypebox<{ s3: S3Client, bucket: string, adminToken: string | undefined }> = async (app, { s3, bucket, adminToken }) => {
+/**
+ * GET /reports and GET /reports/<date>/<file>: analysts' downloads, behind the admin token.
+ * The AWS SDK (some 25 MB per process) is loaded on the first download request, not at start.
+ */
+export const reportRoutes: FastifyPluginAsyncTypebox<{ s3: Config['s3'], adminToken: string | undefined }> = async (app, { s3, adminToken }) => {
+  let storage: Promise<ReportStorage> | undefined
+  const open = async (): Promise<ReportStorage> => await (storage ??= import('./storage.js').then(({ ReportStorage }) => new ReportStorage(s3)))
+  app.addHook('onClose', async () => { if (storage !== undefined) (await storage).close() })
   app.addHook('preHandler', adminOnly(adminToken))
 
   app.get('/reports', {
@@ -47,14 +53,9 @@ export const reportRoutes: FastifyPluginAsyncTypebox<{ s3: S3Client, bucket: str
     schemaErrorFormatter: () => badRequest('LIMIT_INVALID', 'limit must be an integer from 1 to 1000')
   }, async (request) => {
     const limit = Math.min(Math.max(Number(request.query.limit ?? 100), 1), 1000)
-    const objects: _Object[] = []
+    let objects: _Object[]
     try {
-      let token: string | undefined
-      do {
-        const page = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'reports/', ContinuationToken: token }))
-        objects.push(...(page.Contents ?? []))
-        token = page.IsTruncated === true ? page.NextContinuationToken : undefined
-      } while (token !== undefined)
+      objects = await (await open()).list()
     } catch (err) {
       throw storageDown(err)
     }
@@ -70,13 +71,14 @@ export const reportRoutes: FastifyPluginAsyncTypebox<{ s3: S3Client, bucket: str
   }, async (request, reply) => {
     const key = `reports/${(request.params as { '*': string })['*']}`
     if (!REPORT_KEY.test(key)) throw badRequest('REPORT_KEY_INVALID', 'Expected /reports/YYYY-MM-DD/HHMM-summary.json or /reports/YYYY-MM-DD/HHMM-orders.csv.gz')
+    let url: string
     try {
-      await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))
+      const reports = await open()
+      if (!await reports.exists(key)) throw notFound('REPORT_NOT_FOUND', `No report at ${key}`)
+      url = await reports.downloadUrl(key, DOWNLOAD_URL_SECONDS)
     } catch (err) {
-      if (isNotFound(err)) throw notFound('REPORT_NOT_FOUND', `No report at ${key}`)
       throw storageDown(err)
     }
-    const url = await getSignedUrl(s3, new GetObjectCommand({ Bucket: bucket, Key: key }), { expiresIn: DOWNLOAD_URL_SECONDS })
     return reply.header('cache-control', 'no-store').redirect(url, 302)
   })
 }

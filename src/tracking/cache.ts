@@ -21,16 +21,19 @@ if current == ARGV[1] then
 end
 return 0`
 
-// Writers bump the generation, then drop the body; readers that started earlier cannot refill.
+// Writers bump each order's generation, then drop its bodies (both variants); readers that
+// started earlier cannot refill. Keys come in threes: body, generation, other variant's body.
 const INVALIDATE = `
-redis.call('INCR', KEYS[2])
-redis.call('EXPIRE', KEYS[2], ARGV[1])
-redis.call('DEL', KEYS[1])
-return 1`
+for i = 1, #KEYS, 3 do
+  redis.call('INCR', KEYS[i + 1])
+  redis.call('EXPIRE', KEYS[i + 1], ARGV[1])
+  redis.call('DEL', KEYS[i], KEYS[i + 2])
+end
+return #KEYS / 3`
 
 interface CacheCommands {
   storeIfUnchanged: (body: string, gen: string, expected: string, value: string, ttl: number) => Promise<number>
-  invalidateOrder: (body: string, gen: string, ttl: number) => Promise<number>
+  invalidateOrders: (numberOfKeys: number, ...keysThenTtl: Array<string | number>) => Promise<number>
 }
 
 export interface TrackingCacheOptions {
@@ -51,6 +54,7 @@ const MAX_PENDING = 100_000
 export class TrackingCache {
   private readonly pending = new Set<number>()
   private overflowed = false
+  private retry: NodeJS.Timeout | undefined
 
   constructor (
     private readonly guard: RedisGuard,
@@ -60,7 +64,7 @@ export class TrackingCache {
     const redis = guard.redis as Redis & Partial<CacheCommands>
     if (redis.storeIfUnchanged === undefined) {
       redis.defineCommand('storeIfUnchanged', { numberOfKeys: 2, lua: STORE_IF_UNCHANGED })
-      redis.defineCommand('invalidateOrder', { numberOfKeys: 2, lua: INVALIDATE })
+      redis.defineCommand('invalidateOrders', { lua: INVALIDATE })
     }
     guard.redis.on('ready', () => { this.flushPending().catch(() => {}) })
   }
@@ -94,30 +98,39 @@ export class TrackingCache {
   }
 
   /**
-   * Call after the write has committed. What cannot reach Redis now is kept and sent when it
-   * is back, so that no answer from before the write outlives an outage.
+   * Call after the write has committed. Tried twice at once; what still cannot reach Redis is
+   * kept and sent again every half second until it gets through, so that no answer from
+   * before the write outlives a Redis outage or a slow moment.
    */
   async invalidate (snos: readonly number[]): Promise<void> {
     if (snos.length === 0) return
-    const done = await this.guard.attempt(async (redis) => {
-      const pipeline = redis.pipeline() as ReturnType<Redis['pipeline']> & { invalidateOrder: (...args: unknown[]) => unknown }
-      for (const sno of snos) {
-        pipeline.invalidateOrder(this.bodyKey(sno), this.generationKey(sno), this.generationTtl)
-        // The other variant (masked or full answers) of the same order, if another deployment keeps one.
-        pipeline.del(this.otherVariantKey(sno))
-      }
-      const results = await pipeline.exec()
-      const failed = results?.find(([err]) => err !== null)
-      if (failed?.[0] != null) throw failed[0]
+    if (await this.send(snos) || await this.send(snos)) return
+    this.defer(snos)
+  }
+
+  private async send (snos: readonly number[]): Promise<boolean> {
+    // One script call for the whole write (one order, or the 100 of a /fake). On Redis Cluster
+    // this would be split by slot; the {sno} hash tags already keep each order's keys together.
+    const keys = snos.flatMap((sno) => [this.bodyKey(sno), this.generationKey(sno), this.otherVariantKey(sno)])
+    const done = await this.guard.attempt(async () => {
+      await this.commands.invalidateOrders(keys.length, ...keys, this.generationTtl)
       return true
     })
-    if (done === true) return
+    return done === true
+  }
+
+  private defer (snos: readonly number[]): void {
+    const first = this.pending.size === 0
     for (const sno of snos) this.pending.add(sno)
     if (this.pending.size > MAX_PENDING) {
       this.pending.clear()
       this.overflowed = true
     }
-    this.logger.warn({ orders: snos.length, pending: this.pending.size }, 'cache invalidation deferred until redis is back')
+    if (first) this.logger.warn({ orders: snos.length }, 'cache invalidation deferred: redis did not answer; retrying')
+    this.retry ??= setTimeout(() => {
+      this.retry = undefined
+      this.flushPending().catch(() => {})
+    }, 500).unref()
   }
 
   private get generationTtl (): number {
@@ -137,8 +150,8 @@ export class TrackingCache {
     if (this.pending.size === 0) return
     const snos = [...this.pending]
     this.pending.clear()
-    await this.invalidate(snos)
-    this.logger.info({ orders: snos.length }, 'deferred cache invalidations sent')
+    if (await this.send(snos)) this.logger.info({ orders: snos.length }, 'deferred cache invalidations sent')
+    else this.defer(snos)
   }
 
   /** Drops every cached answer (not the generations); used when too many invalidations were lost. */

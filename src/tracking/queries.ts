@@ -1,3 +1,4 @@
+import { CompiledQuery } from 'kysely'
 import type { Db } from '../infra/db.js'
 import type { TrackingStatus } from './statuses.js'
 
@@ -11,23 +12,15 @@ export interface TrackingRow {
   event_id: number
   status: TrackingStatus
   location_id: number
-  location_title: string
-  location_address: string
-  location_timezone: string
   occurred_at: Date
 }
 
-/**
- * The whole answer to /query in one round trip: the order and its recipient, joined to every
- * event (oldest first) and the event's hub. An order always has at least its `Created` event,
- * so no rows means no such order.
- */
-export async function findTrackingRows (db: Db, sno: number): Promise<TrackingRow[]> {
-  return await db
+/** The statement, built once: per request only the sno changes (no query tree to build). */
+function trackingStatement (db: Db): string {
+  return db
     .selectFrom('orders as o')
     .innerJoin('recipients as r', 'r.id', 'o.recipient_id')
     .innerJoin('tracking_events as e', 'e.order_sno', 'o.sno')
-    .innerJoin('locations as l', 'l.id', 'e.location_id')
     .select([
       'o.sno',
       'o.estimated_delivery',
@@ -38,13 +31,27 @@ export async function findTrackingRows (db: Db, sno: number): Promise<TrackingRo
       'e.id as event_id',
       'e.status',
       'e.location_id',
-      'l.title as location_title',
-      'l.address as location_address',
-      'l.timezone as location_timezone',
       'e.occurred_at'
     ])
-    .where('o.sno', '=', sno)
+    .where('o.sno', '=', 0)
     .orderBy('e.occurred_at')
     .orderBy('e.id')
-    .execute()
+    .compile().sql
+}
+
+const statements = new WeakMap<Db, string>()
+
+/**
+ * The whole answer to /query in one round trip: the order and its recipient, joined to every
+ * event, oldest first (a range of the tracking_events primary key). Hub names come from the
+ * in-memory hub directory. An order always has its `Created` event, so no rows means no order.
+ */
+export async function findTrackingRows (db: Db, sno: number): Promise<TrackingRow[]> {
+  let statement = statements.get(db)
+  if (statement === undefined) {
+    statement = trackingStatement(db)
+    statements.set(db, statement)
+  }
+  const { rows } = await db.executeQuery<TrackingRow>(CompiledQuery.raw(statement, [sno]))
+  return rows
 }

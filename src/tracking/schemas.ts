@@ -3,10 +3,6 @@ import { TRACKING_STATUSES } from './statuses.js'
 
 export const StatusSchema = Type.Enum(TRACKING_STATUSES)
 
-export const TrackingQuery = Type.Object({
-  sno: Type.Optional(Type.String({ description: 'Order serial number, a positive integer', examples: ['3'] }))
-})
-
 export const TrackingEvent = Type.Object({
   id: Type.Integer(),
   date: Type.String({ description: 'YYYY-MM-DD in the hub\'s time zone' }),

@@ -1,14 +1,16 @@
 import fastJson from 'fast-json-stringify'
 import type { Db } from '../infra/db.js'
 import { NOT_FOUND, type TrackingCache } from './cache.js'
+import type { NearCache } from './near-cache.js'
+import type { HubDirectory } from '../hubs/directory.js'
 import { findTrackingRows } from './queries.js'
 import { TrackingResponse } from './schemas.js'
 import { maskRecipient, toTrackingResponse } from './view.js'
 
 const serialize = fastJson(TrackingResponse)
 
-/** A /query answer: the serialized body, or null when there is no such order. */
-export type Lookup = string | null
+/** A /query answer: the serialized body (as stored, or its bytes), or null when there is no such order. */
+export type Lookup = string | Buffer | null
 
 interface Flight {
   generation: string
@@ -16,22 +18,35 @@ interface Flight {
 }
 
 /**
- * Cache-aside lookup. A hit returns the stored string untouched. Concurrent misses for one
- * order in this process share one database read; the fill is skipped when the order was
- * written while it was read (see TrackingCache.store).
+ * Cache-aside lookup: the in-process near cache, then Redis, then MySQL. A hit returns the
+ * stored string untouched. Concurrent misses for one order in this process share one database
+ * read; the fill is skipped when the order was written while it was read (TrackingCache.store).
  */
 export class TrackingService {
   private readonly flights = new Map<number, Flight>()
 
   constructor (
     private readonly db: Db,
+    private readonly hubs: HubDirectory,
     private readonly cache: TrackingCache,
-    private readonly options: { piiMask: boolean }
+    private readonly options: { piiMask: boolean, notFoundTtlMs: number },
+    private readonly near?: NearCache
   ) {}
 
+  /** The answer held in this process, if any: the bytes, or NOT_FOUND. */
+  peek (sno: number): Buffer | typeof NOT_FOUND | undefined {
+    return this.near?.get(sno)
+  }
+
   async lookup (sno: number): Promise<Lookup> {
+    const local = this.near?.get(sno)
+    if (local !== undefined) return local === NOT_FOUND ? null : local
+
+    const stamp = this.near?.begin(sno) ?? -1
     const cached = await this.cache.read(sno)
-    if (cached?.body != null) return cached.body === NOT_FOUND ? null : cached.body
+    const body = cached?.body ?? null
+    this.near?.offer(sno, stamp, body, body === NOT_FOUND ? this.options.notFoundTtlMs : undefined)
+    if (body !== null) return body === NOT_FOUND ? null : body
 
     // Without Redis there is no generation to guard a fill with: read, and do not fill.
     const generation = cached?.generation
@@ -48,9 +63,21 @@ export class TrackingService {
     }
   }
 
+  /** Answers kept in process (for health and tests). */
+  nearSize (): number {
+    return this.near?.size ?? 0
+  }
+
+  nearActive (): boolean {
+    return this.near?.active ?? false
+  }
+
   /** Called after a write to these orders has committed. */
   async invalidate (snos: readonly number[]): Promise<void> {
-    for (const sno of snos) this.flights.delete(sno)
+    for (const sno of snos) {
+      this.flights.delete(sno)
+      this.near?.invalidate(sno)
+    }
     await this.cache.invalidate(snos)
   }
 
@@ -58,7 +85,7 @@ export class TrackingService {
     const rows = await findTrackingRows(this.db, sno)
     let body: Lookup = null
     if (rows.length > 0) {
-      const response = toTrackingResponse(rows)
+      const response = toTrackingResponse(rows, await this.hubs.resolve(new Set(rows.map((r) => r.location_id))))
       if (this.options.piiMask) response.recipient = maskRecipient(response.recipient)
       body = serialize(response)
     }

@@ -1,28 +1,37 @@
 import { dateInZone, isoInZone } from '../hubs/local-time.js'
+import type { Location } from '../db/schema.js'
 import type { TrackingRow } from './queries.js'
 import type { TrackingResponseBody } from './schemas.js'
 
-/** Rows of one order (oldest event first) as the documented /query answer. */
-export function toTrackingResponse (rows: readonly TrackingRow[]): TrackingResponseBody {
+const UNKNOWN_HUB = { title: '', address: '', timezone: 'UTC' }
+
+/** Rows of one order (oldest event first) and the hubs they name, as the documented /query answer. */
+export function toTrackingResponse (rows: readonly TrackingRow[], hubs: ReadonlyMap<number, Location>): TrackingResponseBody {
   const first = rows[0]
   const newest = rows[rows.length - 1]
+  // Every event's hub exists (foreign key); the directory re-reads the table for one it lacks.
+  const hub = (id: number): Pick<Location, 'title' | 'address' | 'timezone'> => hubs.get(id) ?? UNKNOWN_HUB
+  const current = hub(newest.location_id)
   return {
     sno: String(first.sno),
     tracking_status: newest.status,
     estimated_delivery: first.estimated_delivery,
     current_location: {
       location_id: newest.location_id,
-      title: newest.location_title,
-      address: newest.location_address
+      title: current.title,
+      address: current.address
     },
-    details: rows.map((row) => ({
-      id: row.event_id,
-      date: dateInZone(row.occurred_at, row.location_timezone),
-      time: isoInZone(row.occurred_at, row.location_timezone),
-      status: row.status,
-      location_id: row.location_id,
-      location_title: row.location_title
-    })),
+    details: rows.map((row) => {
+      const at = hub(row.location_id)
+      return {
+        id: row.event_id,
+        date: dateInZone(row.occurred_at, at.timezone),
+        time: isoInZone(row.occurred_at, at.timezone),
+        status: row.status,
+        location_id: row.location_id,
+        location_title: at.title
+      }
+    }),
     recipient: {
       id: first.recipient_id,
       name: first.recipient_name,

@@ -6,6 +6,7 @@ import { createRedis, RedisGuard } from '../../src/infra/redis.js'
 import { createLogger } from '../../src/logger.js'
 import { TrackingCache } from '../../src/tracking/cache.js'
 import { TrackingService } from '../../src/tracking/service.js'
+import { HubDirectory } from '../../src/hubs/directory.js'
 
 /**
  * Counts the statements that reach MySQL through a Kysely instance (an observer, not a
@@ -16,11 +17,12 @@ export class QueryCounter implements KyselyPlugin {
   count = 0
   resultDelayMs = 0
   transformQuery (args: PluginTransformQueryArgs): RootOperationNode {
-    this.count += 1
     return args.node
   }
 
+  // Counted on the way back: statements compiled ahead of time skip transformQuery.
   async transformResult (args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
+    this.count += 1
     if (this.resultDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, Math.random() * this.resultDelayMs))
     return args.result
   }
@@ -34,6 +36,7 @@ export function trackingService (t: Test, config: Config, db: Db, redisUrl = con
   const guard = new RedisGuard(redis, logger)
   const cache = new TrackingCache(guard, logger, { ttlSeconds: config.cache.ttlSeconds, notFoundTtlSeconds: config.cache.notFoundTtlSeconds, variant: '' })
   const queries = new QueryCounter()
-  const service = new TrackingService(db.withPlugin(queries), cache, { piiMask: false })
+  const counted = db.withPlugin(queries)
+  const service = new TrackingService(counted, new HubDirectory(db), cache, { piiMask: false, notFoundTtlMs: config.cache.notFoundTtlSeconds * 1000 })
   return { service, cache, guard, queries }
 }

@@ -1,5 +1,5 @@
-import { ConfigError, loadConfig, loadEnvFile, type Config } from '../src/config.js'
-import { createDatabase, type DatabaseHandle } from '../src/infra/db.js'
+import { ConfigError, loadConfig, loadEnvFile, type Config } from '../../src/config.js'
+import { createDatabase, type DatabaseHandle } from '../../src/infra/db.js'
 
 /** Configuration for command-line tools: no statement timeout (they do long, deliberate work). */
 export function cliConfig (): Config {

@@ -1,0 +1,178 @@
+import { Redis } from 'ioredis'
+import type { FastifyBaseLogger as Logger } from 'fastify'
+import { NOT_FOUND } from './cache.js'
+
+interface Entry {
+  /** The answer's bytes, or NOT_FOUND for a known unknown sno. */
+  body: Buffer | typeof NOT_FOUND | undefined
+  expires: number
+  /** Bumped by every invalidation, so that a read that started before one cannot fill. */
+  stamp: number
+  /** Reads in progress: the entry is kept (empty) while any is under way. */
+  pending: number
+}
+
+export interface NearCacheOptions {
+  url: string
+  /** The full key prefix to watch, including the client's keyPrefix. */
+  prefix: string
+  maxEntries: number
+  ttlMs: number
+  heartbeatMs?: number
+}
+
+const CHANNEL = '__redis__:invalidate'
+
+/**
+ * A small in-process copy of recently read /query answers, kept coherent by Redis itself:
+ * a dedicated connection turns on server-assisted client-side caching (CLIENT TRACKING
+ * BCAST on the cache's key prefix) and receives an invalidation for every key any process
+ * changes, so a write in one worker empties the copies in all the others.
+ *
+ * It is only used while that channel is known to be healthy: when the connection drops or
+ * stops answering its heartbeat, the copy is emptied and bypassed until tracking is back.
+ */
+export class NearCache {
+  private readonly entries = new Map<number, Entry>()
+  private readonly sub: Redis
+  private enabled = false
+  private heartbeat: NodeJS.Timeout | undefined
+
+  constructor (private readonly options: NearCacheOptions, private readonly logger: Logger) {
+    this.sub = new Redis(options.url, {
+      protocol: 2, // invalidations arrive as ordinary pub/sub messages in RESP2
+      autoResubscribe: false,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: 500,
+      connectTimeout: 1000,
+      retryStrategy: (attempt: number) => Math.min(100 * attempt, 1000),
+      connectionName: 'near-cache'
+    })
+    this.sub.on('error', () => {})
+    this.sub.on('ready', () => { this.track().catch((err: unknown) => this.disable(`tracking could not start: ${(err as Error).message}`)) })
+    this.sub.on('close', () => this.disable('invalidation channel closed'))
+    this.sub.on('messageBuffer', (_channel: Buffer, keys: Buffer[] | null) => this.onInvalidate(keys))
+    this.heartbeat = setInterval(() => { this.beat() }, options.heartbeatMs ?? 1000)
+    this.heartbeat.unref()
+  }
+
+  get active (): boolean {
+    return this.enabled
+  }
+
+  get size (): number {
+    return this.entries.size
+  }
+
+  /** The cached answer, if there is a fresh one and the channel is healthy. */
+  get (sno: number): Buffer | typeof NOT_FOUND | undefined {
+    if (!this.enabled) return undefined
+    const entry = this.entries.get(sno)
+    if (entry?.body === undefined) return undefined
+    if (entry.expires < Date.now()) {
+      entry.body = undefined
+      if (entry.pending === 0) this.entries.delete(sno)
+      return undefined
+    }
+    return entry.body
+  }
+
+  /** Call before reading Redis for `sno`; pass the result to `offer` (or `abandon`). */
+  begin (sno: number): number {
+    if (!this.enabled) return -1
+    let entry = this.entries.get(sno)
+    if (entry === undefined) {
+      entry = { body: undefined, expires: 0, stamp: 0, pending: 0 }
+      this.entries.set(sno, entry)
+      this.evictIfFull()
+    }
+    entry.pending += 1
+    return entry.stamp
+  }
+
+  /** Keeps a body read from Redis, unless an invalidation for it came in since `begin`. */
+  offer (sno: number, stamp: number, body: string | null, ttlMs = this.options.ttlMs): void {
+    if (stamp < 0) return
+    const entry = this.entries.get(sno)
+    if (entry === undefined) return
+    entry.pending -= 1
+    if (this.enabled && body !== null && entry.stamp === stamp) {
+      // Kept as bytes: a hit is then written to the socket without even a UTF-8 encoding.
+      entry.body = body === NOT_FOUND ? NOT_FOUND : Buffer.from(body)
+      entry.expires = Date.now() + Math.min(ttlMs, this.options.ttlMs)
+    } else if (entry.pending === 0 && entry.body === undefined) {
+      this.entries.delete(sno)
+    }
+  }
+
+  /** Drops the local copy at once (the writer's own process does not wait for the message). */
+  invalidate (sno: number): void {
+    const entry = this.entries.get(sno)
+    if (entry === undefined) return
+    entry.body = undefined
+    entry.stamp += 1
+    if (entry.pending === 0) this.entries.delete(sno)
+  }
+
+  async close (): Promise<void> {
+    clearInterval(this.heartbeat)
+    this.enabled = false
+    this.entries.clear()
+    this.sub.disconnect()
+  }
+
+  private async track (): Promise<void> {
+    const id = await this.sub.client('ID')
+    await this.sub.call('CLIENT', 'TRACKING', 'ON', 'REDIRECT', String(id), 'BCAST', 'PREFIX', this.options.prefix)
+    await this.sub.subscribe(CHANNEL)
+    this.entries.clear()
+    this.enabled = true
+    this.logger.info('near cache on: invalidations tracked by Redis')
+  }
+
+  private disable (reason: string): void {
+    if (this.enabled) this.logger.warn({ reason }, 'near cache off until Redis invalidations flow again')
+    this.enabled = false
+    for (const [sno, entry] of this.entries) {
+      entry.body = undefined
+      entry.stamp += 1
+      if (entry.pending === 0) this.entries.delete(sno)
+    }
+  }
+
+  private beat (): void {
+    if (this.sub.status !== 'ready') return
+    this.sub.ping().catch(() => {
+      // A silent server could be holding back invalidations: stop trusting the copy, reconnect.
+      this.disable('heartbeat failed')
+      this.sub.disconnect(true)
+    })
+  }
+
+  private onInvalidate (keys: Buffer[] | null): void {
+    if (keys === null) {
+      // FLUSHDB / FLUSHALL: everything goes.
+      this.disable('flush')
+      this.enabled = this.sub.status === 'ready'
+      return
+    }
+    for (const key of keys) {
+      const text = key.toString()
+      const open = text.indexOf('{')
+      const close = text.indexOf('}', open)
+      if (open >= 0 && close > open) this.invalidate(Number(text.slice(open + 1, close)))
+    }
+  }
+
+  private evictIfFull (): void {
+    if (this.entries.size <= this.options.maxEntries) return
+    // Oldest first (Map keeps insertion order); entries being read are skipped.
+    for (const [sno, entry] of this.entries) {
+      if (entry.pending === 0) {
+        this.entries.delete(sno)
+        if (this.entries.size <= this.options.maxEntries) return
+      }
+    }
+  }
+}

@@ -1,0 +1,82 @@
+import t from 'tap'
+import { buildApp } from '../../src/app.js'
+import { testConfig } from '../helpers/config.js'
+import { freshDatabase } from '../helpers/database.js'
+import { clearKeys, PrivateRedis } from '../helpers/redis.js'
+import { insertKnownOrder } from '../helpers/orders.js'
+import { eventually } from '../helpers/app.js'
+
+/**
+ * Two API instances on one Redis, as two PM2 cluster workers: A writes, B has the order in its
+ * in-process near cache. Coherence comes from Redis's invalidation messages; the time they
+ * take to arrive is measured and printed, the outcome (never a stale answer after it) asserted.
+ */
+const server = await PrivateRedis.start(t)
+const config = testConfig('tracking_near_cache', { REDIS_URL: server.url, RATE_LIMIT_PER_MINUTE: '0', RATE_LIMIT_NOT_FOUND_PER_MINUTE: '0' })
+const { db } = await freshDatabase(t, config)
+await clearKeys(t, config)
+const a = await buildApp(config)
+const b = await buildApp(config)
+t.teardown(async () => { await a.close(); await b.close() })
+await Promise.all([a.ready(), b.ready()])
+
+const nameOn = async (app: typeof a, sno: number): Promise<string> => (await app.inject(`/query?sno=${sno}`)).json().recipient.name
+const rename = async (recipientId: number, name: string): Promise<void> => {
+  await db.updateTable('recipients').set({ name }).where('id', '=', recipientId).execute()
+}
+
+t.test('a write through one worker empties the copy in the other', async (t) => {
+  const order = await insertKnownOrder(db)
+  t.ok(await eventually(async () => {
+    await nameOn(b, order.sno)
+    return b.tracking.nearSize() > 0
+  }), 'B keeps the answer in process')
+  await rename(order.recipientId, '新名字')
+  t.equal(await nameOn(b, order.sno), '李大同', 'until a write is announced, B answers from its copy')
+
+  await a.tracking.invalidate([order.sno])
+  const announced = performance.now()
+  t.ok(await eventually(async () => await nameOn(b, order.sno) === '新名字', 2000), 'B answers with the new data')
+  t.comment(`B saw the write ${(performance.now() - announced).toFixed(2)} ms after A's invalidation returned`)
+})
+
+t.test('readers on one worker racing a writer on the other: no stale answer once the invalidation is delivered', async (t) => {
+  const order = await insertKnownOrder(db)
+  let stale = 0
+  let worstMs = 0
+  for (let i = 0; i < 200; i++) {
+    const next = `版本${i}`
+    await Promise.all([
+      ...Array.from({ length: 3 }, async () => await nameOn(b, order.sno)),
+      (async () => {
+        await rename(order.recipientId, next)
+        await a.tracking.invalidate([order.sno])
+      })()
+    ])
+    const started = performance.now()
+    const fresh = await eventually(async () => await nameOn(b, order.sno) === next, 1000)
+    worstMs = Math.max(worstMs, performance.now() - started)
+    if (!fresh) stale += 1
+  }
+  t.equal(stale, 0, 'every round ended with B answering the newest data')
+  t.comment(`200 rounds: the newest data reached B at worst ${worstMs.toFixed(1)} ms after the write's invalidation`)
+})
+
+t.test('if the invalidation channel goes quiet, the near cache switches itself off', async (t) => {
+  const order = await insertKnownOrder(db)
+  await nameOn(b, order.sno)
+  t.ok(await eventually(async () => {
+    await nameOn(b, order.sno)
+    return b.tracking.nearSize() > 0
+  }))
+  server.freeze() // no invalidation can be delivered now; writers cannot reach Redis either
+  t.teardown(() => server.thaw())
+  await rename(order.recipientId, '凍結中')
+  await a.tracking.invalidate([order.sno]) // deferred: Redis does not answer
+  t.ok(await eventually(async () => await nameOn(b, order.sno) === '凍結中', 5000), 'B stops using its copy and reads MySQL')
+  server.thaw()
+  t.ok(await eventually(async () => {
+    await nameOn(b, order.sno)
+    return b.tracking.nearActive()
+  }, 10_000), 'and turns it back on once Redis answers')
+})
