@@ -8,7 +8,9 @@ import autocannon from 'autocannon'
 import { Redis } from 'ioredis'
 import { sql } from 'kysely'
 import { loadConfig, loadEnvFile } from '../src/config.js'
-import { createDatabase, type Db } from '../src/infra/db.js'
+import { createPool } from 'mysql2'
+import { createDatabase, poolOptions, type Db } from '../src/infra/db.js'
+import { trackingStatementSql } from '../src/tracking/queries.js'
 import { dropDatabase, ensureDatabase, migrateToLatest } from '../src/db/migrator.js'
 import { seedHubs } from '../src/hubs/hubs.js'
 import { bulkLoadOrders } from '../src/orders/bulk.js'
@@ -164,6 +166,29 @@ async function compare (db: Db, targets: Target[], rounds = 5): Promise<Row[]> {
   return targets.map((target, i) => toRow(target.name, slices[i]))
 }
 
+async function mysqlAlone (config: ReturnType<typeof loadConfig>, db: Db, firstSno: number): Promise<Row> {
+  const pool = createPool({ ...poolOptions(config.db), connectionLimit: CONNECTIONS })
+  const statement = trackingStatementSql(db)
+  let next = firstSno
+  let done = 0
+  const latencies: number[] = []
+  const until = performance.now() + DURATION * 1000
+  await Promise.all(Array.from({ length: CONNECTIONS }, async () => {
+    while (performance.now() < until) {
+      const started = performance.now()
+      await new Promise((resolve, reject) => pool.query(statement, [next++], (err, rows) => err === null ? resolve(rows) : reject(err)))
+      latencies.push(performance.now() - started)
+      done += 1
+    }
+  }))
+  await new Promise((resolve) => pool.end(resolve))
+  latencies.sort((a, b) => a - b)
+  const at = (p: number): number => Math.round(latencies[Math.floor(p * (latencies.length - 1))] * 100) / 100
+  const row: Row = { scenario: 'MySQL alone: the miss statement via mysql2', reqPerSec: Math.round(done / DURATION), p50: at(0.5), p99: at(0.99), errors: 0, unexpected: 0, selectsPerRequest: 1 }
+  log(`  ${row.scenario}: ${row.reqPerSec} statements/s, p50 ${row.p50} ms, p99 ${row.p99} ms`)
+  return row
+}
+
 async function scenario (db: Db, target: Target): Promise<Row> {
   return (await compare(db, [target], 1))[0]
 }
@@ -274,9 +299,11 @@ async function main (): Promise<void> {
 
   const rows: Row[] = []
   for (let sno = 1; sno <= HOT_SET; sno++) await fetch(`${apiUrl}/query?sno=${sno}`)
+  // Both driven by the same request sequence, so the load generator does the same work for each.
   let hot = 0
+  let hotCeiling = 0
   const [ceilingRow, hit] = await compare(db, [
-    { name: 'ceiling (bare Fastify, constant body)', url: `http://127.0.0.1:${ceilingPort}/query`, expectStatus: 200 },
+    { name: 'ceiling (bare Fastify, constant body)', url: `http://127.0.0.1:${ceilingPort}`, expectStatus: 200, requests: sequence(() => `/query?sno=${(hotCeiling++ % HOT_SET) + 1}`) },
     { name: `/query hit (hot set of ${HOT_SET})`, url: apiUrl, expectStatus: 200, requests: sequence(() => `/query?sno=${(hot++ % HOT_SET) + 1}`) }
   ])
   rows.push(ceilingRow, hit)
@@ -298,6 +325,10 @@ async function main (): Promise<void> {
   const miss = await scenario(db, { name: '/query miss (each a new order, cold cache)', url: apiUrl, expectStatus: 200, requests: sequence(() => `/query?sno=${cold++}`) })
   if (cold > ORDERS) miss.note = `ran past the ${ORDERS} orders: some requests were not misses`
   rows.push(miss)
+  // What MySQL itself gives for the miss statement at the same concurrency, from a bare mysql2
+  // pool in this process: the ceiling for misses on this machine.
+  const alone = await mysqlAlone(config, db, cold + 1000)
+  rows.push(alone)
 
   let unknown = ORDERS + 1_000_000
   const unknownRow = await scenario(db, { name: '/query unknown sno (each a new one)', url: apiUrl, expectStatus: 404, requests: sequence(() => `/query?sno=${unknown++}`) })
@@ -332,8 +363,9 @@ async function main (): Promise<void> {
       for (let sno = 1; sno <= HOT_SET; sno++) await fetch(`http://127.0.0.1:${nginxApi}/query?sno=${sno}`)
       log('PM2 cluster ×2 behind nginx')
       let hotNginx = 0
+      let hotNginxCeiling = 0
       const [viaCeiling, viaHit] = await compare(db, [
-        { name: 'nginx → ceiling (PM2 ×2)', url: `http://127.0.0.1:${nginxCeiling}/query`, expectStatus: 200 },
+        { name: 'nginx → ceiling (PM2 ×2)', url: `http://127.0.0.1:${nginxCeiling}`, expectStatus: 200, requests: sequence(() => `/query?sno=${(hotNginxCeiling++ % HOT_SET) + 1}`) },
         { name: 'nginx → /query hit (PM2 ×2)', url: `http://127.0.0.1:${nginxApi}`, expectStatus: 200, requests: sequence(() => `/query?sno=${(hotNginx++ % HOT_SET) + 1}`) }
       ])
       viaHit.ratio = viaHit.reqPerSec / viaCeiling.reqPerSec

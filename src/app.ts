@@ -43,6 +43,10 @@ const SECURITY_HEADERS = {
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+// Ids made here: a random per-process prefix and a counter (unique without a UUID per request).
+const ID_PREFIX = randomUUID().slice(0, 8)
+let requestCounter = 0
+const nextRequestId = (): string => `${ID_PREFIX}-${(requestCounter++).toString(36)}`
 /** The longest URL (path and query string) the API reads; nginx's own limit is 8 KiB. */
 export const MAX_URL_LENGTH = 2048
 
@@ -70,7 +74,7 @@ export function serverOptions (config: Config, logStream?: Writable): FastifyHtt
     requestIdHeader: false,
     genReqId: (req) => {
       const header = req.headers['x-request-id']
-      return typeof header === 'string' && REQUEST_ID.test(header) ? header : randomUUID()
+      return typeof header === 'string' && REQUEST_ID.test(header) ? header : nextRequestId()
     },
     trustProxy: config.server.trustProxy,
     childLoggerFactory: (logger, bindings, options) => new LazyChildLogger(logger as never, bindings, options as Record<string, unknown>) as never,

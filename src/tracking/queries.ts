@@ -16,7 +16,7 @@ export interface TrackingRow {
 }
 
 /** The statement, built once: per request only the sno changes (no query tree to build). */
-function trackingStatement (db: Db): string {
+export function trackingStatementSql (db: Db): string {
   return db
     .selectFrom('orders as o')
     .innerJoin('recipients as r', 'r.id', 'o.recipient_id')
@@ -49,7 +49,7 @@ const statements = new WeakMap<Db, string>()
 export async function findTrackingRows (db: Db, sno: number): Promise<TrackingRow[]> {
   let statement = statements.get(db)
   if (statement === undefined) {
-    statement = trackingStatement(db)
+    statement = trackingStatementSql(db)
     statements.set(db, statement)
   }
   const { rows } = await db.executeQuery<TrackingRow>(CompiledQuery.raw(statement, [sno]))
