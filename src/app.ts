@@ -76,7 +76,9 @@ export function serverOptions (config: Config, logStream?: Writable): FastifyHtt
       const header = req.headers['x-request-id']
       return typeof header === 'string' && REQUEST_ID.test(header) ? header : nextRequestId()
     },
-    trustProxy: config.server.trustProxy,
+    trustProxy: typeof config.server.trustProxy === 'number'
+      ? ((hops: number) => (_address: string, hop: number) => hop < hops)(config.server.trustProxy)
+      : config.server.trustProxy,
     childLoggerFactory: (logger, bindings, options) => new LazyChildLogger(logger as never, bindings, options as Record<string, unknown>) as never,
     // Longer than nginx's upstream keepalive_timeout (60 s), so that nginx always closes first;
     // the request timeout is shorter than nginx's proxy_read_timeout (35 s), so the API answers first.
@@ -120,6 +122,7 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
     requests.close()
     notFound.close()
     await near?.close()
+    await cache.close()
     await database.close()
     redis.disconnect()
   })

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net'
 import { parse as parseCron } from 'node-cron'
 
 /**
@@ -31,7 +32,7 @@ export interface Config {
   server: {
     host: string
     port: number
-    trustProxy: string | boolean
+    trustProxy: string | number | boolean
     keepAliveTimeoutMs: number
     requestTimeoutMs: number
     shutdownTimeoutMs: number
@@ -150,6 +151,28 @@ export function redactUrl (value: string): string {
   }
 }
 
+/**
+ * Whose X-Forwarded-For to believe: a list of addresses or CIDR ranges (default: nginx on the
+ * same machine), a number of proxy hops, or false. `true` would let any client forge its address.
+ */
+function readTrustProxy (read: Reader): string | number | boolean {
+  const raw = read.string('TRUST_PROXY', '127.0.0.1,::1')
+  if (raw === 'false') return false
+  if (/^\d{1,2}$/.test(raw)) return Number(raw)
+  const entries = raw.split(',').map((e) => e.trim())
+  const valid = entries.every((entry) => {
+    const [address, bits, ...rest] = entry.split('/')
+    const family = isIP(address)
+    if (family === 0 || rest.length > 0) return false
+    return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128))
+  })
+  if (!valid) {
+    read.problems.push(`TRUST_PROXY must be false, a hop count, or addresses/CIDR ranges separated by commas (got "${raw}")`)
+    return '127.0.0.1,::1'
+  }
+  return entries.join(',')
+}
+
 /** Report slots are whole minutes: a six-field expression must fire at second 0. */
 function checkCron (cron: string): string | undefined {
   try {
@@ -224,8 +247,7 @@ export function loadConfig (env: Env = process.env): Config {
   const keyPrefix = read.string('REDIS_KEY_PREFIX', '')
   if (!/^[A-Za-z0-9:_.-]{0,64}$/.test(keyPrefix)) read.problems.push('REDIS_KEY_PREFIX may only hold letters, digits and : _ . - (at most 64)')
 
-  const trustProxyRaw = read.string('TRUST_PROXY', '127.0.0.1,::1')
-  const trustProxy = trustProxyRaw === 'true' ? true : trustProxyRaw === 'false' ? false : trustProxyRaw
+  const trustProxy = readTrustProxy(read)
 
   const fakeSeedRaw = read.raw('FAKE_SEED')
   const fakeSeed = fakeSeedRaw === undefined ? undefined : read.int('FAKE_SEED', 0, 0, 2 ** 31 - 1)

@@ -62,6 +62,9 @@ t.test('a bad value stops start-up with a message naming the variable', async (t
     [{ FAKE_SEED: 'abc' }, /FAKE_SEED must be an integer/],
     [{ S3_BUCKET: 'Bad_Bucket' }, /S3_BUCKET must be a valid bucket name/],
     [{ S3_ENDPOINT: 'minio:9000' }, /S3_ENDPOINT must be a http/],
+    [{ TRUST_PROXY: 'true' }, /TRUST_PROXY must be false, a hop count, or addresses/],
+    [{ TRUST_PROXY: '10.0.0.0/33' }, /TRUST_PROXY/],
+    [{ TRUST_PROXY: 'nginx' }, /TRUST_PROXY/],
     [{ NODE_ENV: 'production' }, /ADMIN_TOKEN must be set/],
     [{ NODE_ENV: 'production', ADMIN_TOKEN: 'short' }, /ADMIN_TOKEN must be set to at least 16/]
   ]
@@ -71,6 +74,12 @@ t.test('a bad value stops start-up with a message naming the variable', async (t
   const err = (() => { try { loadConfig({ PORT: 'x', LOG_LEVEL: 'y' }) } catch (e) { return e } })()
   t.type(err, ConfigError)
   t.equal((err as ConfigError).problems.length, 2, 'all problems at once')
+})
+
+t.test('TRUST_PROXY: addresses and ranges, a hop count, or false', async (t) => {
+  t.equal(loadConfig({ TRUST_PROXY: '10.0.0.0/8, 192.168.1.7,::1' }).server.trustProxy, '10.0.0.0/8,192.168.1.7,::1')
+  t.equal(loadConfig({ TRUST_PROXY: '2' }).server.trustProxy, 2)
+  t.equal(loadConfig({ TRUST_PROXY: 'false' }).server.trustProxy, false)
 })
 
 t.test('passwords never appear in configuration errors', async (t) => {

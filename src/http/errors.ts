@@ -1,6 +1,6 @@
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { Type } from 'typebox'
+import { Type, type Static } from 'typebox'
 import { isDatabaseUnavailable } from '../infra/db.js'
 
 /** Every error answer: Fastify's shape plus a stable `code` that clients can branch on. */
@@ -28,12 +28,7 @@ export const notFound = (code: string, message: string): HttpError => new HttpEr
 export const unavailable = (code: string, message: string, retryAfterSeconds = 5): HttpError =>
   new HttpError(503, code, message, { 'retry-after': String(retryAfterSeconds) })
 
-export interface ErrorBody {
-  statusCode: number
-  error: string
-  message: string
-  code: string
-}
+export type ErrorBody = Static<typeof ErrorResponse>
 
 export function errorBody (statusCode: number, code: string, message: string): ErrorBody {
   return { statusCode, error: STATUS_CODES[statusCode] ?? 'Error', message, code }

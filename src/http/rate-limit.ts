@@ -10,8 +10,23 @@ declare module 'fastify' {
 }
 
 const MINUTE = 60_000
-/** The most clients tracked per window in one process; past that, new ones are not limited. */
+/** The most clients tracked per window in one process; past that, newcomers share one count. */
 const MAX_CLIENTS = 200_000
+const CROWD = 'crowd'
+
+/**
+ * The unit a limit applies to: an IPv4 address, or an IPv6 /64 (one subscriber's prefix, inside
+ * which addresses are free to rotate).
+ */
+export function clientKey (ip: string): string {
+  if (!ip.includes(':')) return ip
+  if (ip.startsWith('::ffff:') && ip.includes('.')) return ip.slice(7)
+  const [head, tail = ''] = ip.split('::')
+  const left = head === '' ? [] : head.split(':')
+  const right = tail === '' ? [] : tail.split(':')
+  const groups = [...left, ...Array(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right]
+  return `${groups.slice(0, 4).map((g) => g.toLowerCase().replace(/^0+(?=.)/, '')).join(':')}::/64`
+}
 
 interface Window {
   id: number
@@ -49,8 +64,12 @@ export class SharedCounter {
   hit (key: string, now = Date.now()): { current: number, ttl: number } {
     const id = Math.floor(now / this.windowMs)
     let window = this.windows.get(key)
+    if (window === undefined && this.windows.size >= MAX_CLIENTS) {
+      // A flood of addresses: newcomers are counted together rather than let through unlimited.
+      key = CROWD
+      window = this.windows.get(key)
+    }
     if (window === undefined || window.id !== id) {
-      if (window === undefined && this.windows.size >= MAX_CLIENTS) return { current: 1, ttl: this.windowMs }
       window = { id, unsent: 0, shared: 0 }
       this.windows.set(key, window)
       this.learn(key, window)
@@ -115,7 +134,7 @@ export class RequestLimiter {
   /** The 429 to answer with, or undefined to let the request through. */
   check (request: FastifyRequest): HttpError | undefined {
     if (this.perMinute <= 0 || request.routeOptions.config.rateLimit === false) return undefined
-    const { current, ttl } = this.counter.hit(request.ip)
+    const { current, ttl } = this.counter.hit(clientKey(request.ip))
     if (current <= this.perMinute) return undefined
     const seconds = String(Math.max(1, Math.ceil(ttl / 1000)))
     return new HttpError(429, 'RATE_LIMITED', `Too many requests: at most ${this.perMinute} a minute; retry in ${seconds} s`, {
@@ -138,7 +157,7 @@ export class NotFoundLimiter {
   /** Throws 429 once this client has had more than its share of 404s in the minute. */
   recordNotFound (request: FastifyRequest): void {
     if (this.perMinute <= 0) return
-    const { current, ttl } = this.counter.hit(request.ip)
+    const { current, ttl } = this.counter.hit(clientKey(request.ip))
     if (current > this.perMinute) {
       const seconds = Math.max(1, Math.ceil(ttl / 1000))
       throw new HttpError(429, 'TOO_MANY_NOT_FOUND', `Too many lookups of unknown orders; retry in ${seconds} s`, { 'retry-after': String(seconds) })

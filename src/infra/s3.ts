@@ -1,4 +1,4 @@
-import { CreateBucketCommand, HeadBucketCommand, PutBucketLifecycleConfigurationCommand, S3Client } from '@aws-sdk/client-s3'
+import { CreateBucketCommand, HeadBucketCommand, HeadObjectCommand, PutBucketLifecycleConfigurationCommand, S3Client } from '@aws-sdk/client-s3'
 import type { Config } from '../config.js'
 
 /** The embedded store accepts any credentials; these are what it is given. */
@@ -51,4 +51,14 @@ export async function ensureBucket (s3: S3Client, bucket: string): Promise<void>
 
 export function isNotFound (err: unknown): boolean {
   return ['NotFound', 'NoSuchKey'].includes(errorName(err)) || (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404
+}
+
+export async function objectExists (s3: S3Client, bucket: string, key: string): Promise<boolean> {
+  try {
+    await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))
+    return true
+  } catch (err) {
+    if (isNotFound(err)) return false
+    throw err
+  }
 }

@@ -2,7 +2,7 @@ import { sql } from 'kysely'
 import type { Db } from '../infra/db.js'
 import { listHubs } from '../hubs/hubs.js'
 import { OrderGenerator } from './generator.js'
-import { hasConsecutiveIds, insertOrders } from './store.js'
+import { autoIncrementStep, insertOrders } from './store.js'
 
 export interface BulkLoadOptions {
   count: number
@@ -22,7 +22,7 @@ export async function bulkLoadOrders (db: Db, options: BulkLoadOptions): Promise
   const { count, batchSize = 2000, concurrency = 2, now = new Date() } = options
   const hubs = await listHubs(db)
   if (hubs.length < 3) throw new Error('No hubs loaded: run the hub seed first')
-  const consecutiveIds = await hasConsecutiveIds(db)
+  const idStep = await autoIncrementStep(db)
   const generator = new OrderGenerator(options.seed)
 
   let done = 0
@@ -36,7 +36,7 @@ export async function bulkLoadOrders (db: Db, options: BulkLoadOptions): Promise
       // The rows reference hubs and orders made in the same batch; the checks would only re-read them.
       await sql`SET SESSION foreign_key_checks = 0, unique_checks = 0`.execute(conn)
       try {
-        await conn.transaction().execute(async (trx) => { await insertOrders(trx, drafts, { consecutiveIds }) })
+        await conn.transaction().execute(async (trx) => { await insertOrders(trx, drafts, { idStep }) })
       } finally {
         await sql`SET SESSION foreign_key_checks = 1, unique_checks = 1`.execute(conn)
       }

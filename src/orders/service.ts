@@ -4,7 +4,7 @@ import type { HubDirectory } from '../hubs/directory.js'
 import type { TrackingService } from '../tracking/service.js'
 import type { OrderGenerator } from './generator.js'
 import type { FakeResponseBody } from './schemas.js'
-import { hasConsecutiveIds, insertOrders } from './store.js'
+import { autoIncrementStep, insertOrders } from './store.js'
 
 export const FAKE_DEFAULT = 10
 export const FAKE_MAX = 100
@@ -26,8 +26,8 @@ export class FakeOrders {
     if (hubs.length < 3) throw unavailable('HUBS_MISSING', 'No logistics centres are loaded; run npm run db:seed', 60)
     const generator = await (this.generator ??= import('./generator.js').then(({ OrderGenerator }) => new OrderGenerator(this.seed)))
     const drafts = Array.from({ length: count }, () => generator.draft(hubs, now))
-    const consecutiveIds = await hasConsecutiveIds(this.db)
-    const snos = await this.db.transaction().execute(async (trx) => await insertOrders(trx, drafts, { consecutiveIds }))
+    const idStep = await autoIncrementStep(this.db)
+    const snos = await this.db.transaction().execute(async (trx) => await insertOrders(trx, drafts, { idStep }))
     await this.tracking.invalidate(snos)
 
     return {

@@ -5,23 +5,24 @@ import type { OrderDraft } from './generator.js'
 
 export interface InsertOptions {
   /**
-   * Whether one multi-row INSERT is known to get consecutive AUTO_INCREMENT ids
-   * (innodb_autoinc_lock_mode 0 or 1, MariaDB's default). Where it is not (MySQL 8's
-   * default mode 2), rows whose ids are needed go in one at a time.
+   * The step between the AUTO_INCREMENT ids of one multi-row INSERT, when they are known to be
+   * evenly spaced (innodb_autoinc_lock_mode 0 or 1, MariaDB's default; the step is
+   * auto_increment_increment, 1 unless Galera or multi-source replication sets it); 0 when
+   * they are not (MySQL 8's default mode 2): rows whose ids are needed then go in one at a time.
    */
-  consecutiveIds: boolean
+  idStep: number
 }
 
-const lockModes = new WeakMap<Db, Promise<boolean>>()
+const idSteps = new WeakMap<Db, Promise<number>>()
 
-/** Reads innodb_autoinc_lock_mode once per database handle. */
-export async function hasConsecutiveIds (db: Db): Promise<boolean> {
-  let known = lockModes.get(db)
+/** Reads innodb_autoinc_lock_mode and auto_increment_increment once per database handle. */
+export async function autoIncrementStep (db: Db): Promise<number> {
+  let known = idSteps.get(db)
   if (known === undefined) {
-    known = sql<{ mode: number }>`SELECT @@innodb_autoinc_lock_mode AS mode`.execute(db)
-      .then(({ rows }) => Number(rows[0]?.mode) !== 2)
-    known.catch(() => lockModes.delete(db))
-    lockModes.set(db, known)
+    known = sql<{ mode: number, step: number }>`SELECT @@innodb_autoinc_lock_mode AS mode, @@auto_increment_increment AS step`.execute(db)
+      .then(({ rows }) => Number(rows[0]?.mode) === 2 ? 0 : Number(rows[0]?.step ?? 1))
+    known.catch(() => idSteps.delete(db))
+    idSteps.set(db, known)
   }
   return await known
 }
@@ -30,15 +31,15 @@ type Executor = Transaction<Database> | Db
 
 async function insertReturningIds (
   count: number,
-  consecutive: boolean,
+  step: number,
   insertMany: () => Promise<{ insertId?: bigint }>,
   insertOne: (i: number) => Promise<{ insertId?: bigint }>
 ): Promise<number[]> {
   if (count === 0) return []
-  if (consecutive) {
+  if (step > 0) {
     const { insertId } = await insertMany()
     const first = Number(insertId)
-    return Array.from({ length: count }, (_, i) => first + i)
+    return Array.from({ length: count }, (_, i) => first + i * step)
   }
   const ids: number[] = []
   for (let i = 0; i < count; i++) ids.push(Number((await insertOne(i)).insertId))
@@ -53,7 +54,7 @@ export async function insertOrders (trx: Executor, drafts: readonly OrderDraft[]
   const recipients = drafts.map((d) => d.recipient)
   const recipientIds = await insertReturningIds(
     drafts.length,
-    options.consecutiveIds,
+    options.idStep,
     async () => await trx.insertInto('recipients').values(recipients).executeTakeFirstOrThrow(),
     async (i) => await trx.insertInto('recipients').values(recipients[i]).executeTakeFirstOrThrow()
   )
@@ -72,7 +73,7 @@ export async function insertOrders (trx: Executor, drafts: readonly OrderDraft[]
   })
   const snos = await insertReturningIds(
     drafts.length,
-    options.consecutiveIds,
+    options.idStep,
     async () => await trx.insertInto('orders').values(orders).executeTakeFirstOrThrow(),
     async (i) => await trx.insertInto('orders').values(orders[i]).executeTakeFirstOrThrow()
   )

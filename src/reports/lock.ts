@@ -10,9 +10,6 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[
 return 0`
 
 export interface Lease {
-  token: string
-  /** True while the lease is still ours (it is extended in the background). */
-  held: () => boolean
   release: () => Promise<void>
 }
 
@@ -25,19 +22,13 @@ export async function acquireLease (redis: Redis, key: string, ttlMs: number): P
   const token = randomUUID()
   const ok = await redis.set(key, token, 'PX', ttlMs, 'NX')
   if (ok !== 'OK') return null
-  let held = true
-  const timer = setInterval(() => {
-    redis.eval(EXTEND, 1, key, token, ttlMs)
-      .then((extended) => { if (extended !== 1) held = false })
-      .catch(() => { /* Redis blinked: the lease may lapse; the slot-derived keys keep a rerun harmless. */ })
-  }, Math.max(1000, Math.floor(ttlMs / 3)))
+  // If Redis blinks the lease may lapse and a second worker start: the slot-derived keys make
+  // that rerun harmless (it overwrites the same two objects).
+  const timer = setInterval(() => { redis.eval(EXTEND, 1, key, token, ttlMs).catch(() => {}) }, Math.max(1000, Math.floor(ttlMs / 3)))
   timer.unref()
   return {
-    token,
-    held: () => held,
     release: async () => {
       clearInterval(timer)
-      held = false
       await redis.eval(RELEASE, 1, key, token).catch(() => {})
     }
   }

@@ -31,9 +31,7 @@ function toEntry (object: _Object): Static<typeof ReportEntry> | null {
   }
 }
 
-const storageDown = (err: unknown): HttpError => err instanceof HttpError
-  ? err
-  : unavailable('STORAGE_UNAVAILABLE', 'Report storage is not answering; try again shortly', 30)
+const storageDown = (): HttpError => unavailable('STORAGE_UNAVAILABLE', 'Report storage is not answering; try again shortly', 30)
 
 /**
  * GET /reports and GET /reports/<date>/<file>: analysts' downloads, behind the admin token.
@@ -47,17 +45,17 @@ export const reportRoutes: FastifyPluginAsyncTypebox<{ s3: Config['s3'], adminTo
 
   app.get('/reports', {
     schema: {
-      querystring: Type.Object({ limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,4}$' })) }),
+      querystring: Type.Object({ limit: Type.Optional(Type.String({ pattern: '^([1-9][0-9]{0,2}|1000)$' })) }),
       response: { 200: Type.Object({ reports: Type.Array(ReportEntry) }), 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 503: ErrorResponse }
     },
     schemaErrorFormatter: () => badRequest('LIMIT_INVALID', 'limit must be an integer from 1 to 1000')
   }, async (request) => {
-    const limit = Math.min(Math.max(Number(request.query.limit ?? 100), 1), 1000)
+    const limit = Number(request.query.limit ?? 100)
     let objects: _Object[]
     try {
       objects = await (await open()).list()
-    } catch (err) {
-      throw storageDown(err)
+    } catch {
+      throw storageDown()
     }
     // Keys sort by slot; newest first, the summary before the export of the same slot.
     const reports = objects.map(toEntry).filter((e) => e !== null)
@@ -71,14 +69,10 @@ export const reportRoutes: FastifyPluginAsyncTypebox<{ s3: Config['s3'], adminTo
   }, async (request, reply) => {
     const key = `reports/${(request.params as { '*': string })['*']}`
     if (!REPORT_KEY.test(key)) throw badRequest('REPORT_KEY_INVALID', 'Expected /reports/YYYY-MM-DD/HHMM-summary.json or /reports/YYYY-MM-DD/HHMM-orders.csv.gz')
-    let url: string
-    try {
-      const reports = await open()
-      if (!await reports.exists(key)) throw notFound('REPORT_NOT_FOUND', `No report at ${key}`)
-      url = await reports.downloadUrl(key, DOWNLOAD_URL_SECONDS)
-    } catch (err) {
-      throw storageDown(err)
-    }
+    const reports = await open()
+    const exists = await reports.exists(key).catch(() => { throw storageDown() })
+    if (!exists) throw notFound('REPORT_NOT_FOUND', `No report at ${key}`)
+    const url = await reports.downloadUrl(key, DOWNLOAD_URL_SECONDS).catch(() => { throw storageDown() })
     return reply.header('cache-control', 'no-store').redirect(url, 302)
   })
 }

@@ -1,9 +1,9 @@
-import { AbortMultipartUploadCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
+import { AbortMultipartUploadCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
 import type { FastifyBaseLogger as Logger } from 'fastify'
 import type { Redis } from 'ioredis'
 import type { Db } from '../infra/db.js'
 import { withRetry, type RetryOptions } from '../infra/retry.js'
-import { isNotFound } from '../infra/s3.js'
+import { objectExists } from '../infra/s3.js'
 import { exportOrders } from './export.js'
 import { acquireLease } from './lock.js'
 import { slotIso, slotKeys, type ReportSchedule, type Slot } from './slots.js'
@@ -44,13 +44,7 @@ export class ReportRunner {
   constructor (private readonly deps: RunnerDeps) {}
 
   async exists (slot: Slot): Promise<boolean> {
-    try {
-      await this.deps.s3.send(new HeadObjectCommand({ Bucket: this.deps.bucket, Key: slotKeys(slot).summary }))
-      return true
-    } catch (err) {
-      if (isNotFound(err)) return false
-      throw err
-    }
+    return await objectExists(this.deps.s3, this.deps.bucket, slotKeys(slot).summary)
   }
 
   async run (slot: Slot, options: { force?: boolean, signal?: AbortSignal } = {}): Promise<ReportOutcome> {

@@ -3,6 +3,14 @@ import type { FastifyBaseLogger as Logger } from 'fastify'
 import type { ReportRunner } from './runner.js'
 import type { ReportSchedule } from './slots.js'
 
+/** One tick: the slot it fired for, then the slot before if that one is still missing. */
+export async function reportTick (runner: ReportRunner, schedule: ReportSchedule, firedAt: Date, signal?: AbortSignal): Promise<void> {
+  const slot = schedule.latest(firedAt)
+  await runner.run(slot, { signal })
+  const previous = schedule.previous(slot)
+  if (!await runner.exists(previous)) await runner.run(previous, { signal })
+}
+
 /**
  * Runs the report at every REPORT_CRON tick, in REPORT_TIMEZONE. At start-up, and at every
  * tick, the slot before is checked as well: a report missed while the worker was down, or one
@@ -25,12 +33,7 @@ export function startReportScheduler (runner: ReportRunner, schedule: ReportSche
   }
 
   const task = cronSchedule(schedule.cron, async (context) => {
-    const slot = schedule.latest(context.date)
-    await work('tick', async () => {
-      await runner.run(slot, { signal: controller.signal })
-      const previous = schedule.previous(slot)
-      if (!await runner.exists(previous)) await runner.run(previous, { signal: controller.signal })
-    })
+    await work('tick', async () => { await reportTick(runner, schedule, context.date, controller.signal) })
   }, { name: 'reports', timezone: schedule.timezone, noOverlap: true })
 
   work('catch-up', catchUp).catch(() => {})

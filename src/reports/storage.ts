@@ -1,7 +1,7 @@
-import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, type _Object } from '@aws-sdk/client-s3'
+import { GetObjectCommand, ListObjectsV2Command, type _Object } from '@aws-sdk/client-s3'
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner'
 import type { Config } from '../config.js'
-import { createS3Client, isNotFound } from '../infra/s3.js'
+import { createS3Client, objectExists } from '../infra/s3.js'
 
 /** What the download routes need from S3: list, check and sign report objects. */
 export class ReportStorage {
@@ -24,13 +24,7 @@ export class ReportStorage {
   }
 
   async exists (key: string): Promise<boolean> {
-    try {
-      await this.s3.send(new HeadObjectCommand({ Bucket: this.config.bucket, Key: key }))
-      return true
-    } catch (err) {
-      if (isNotFound(err)) return false
-      throw err
-    }
+    return await objectExists(this.s3, this.config.bucket, key)
   }
 
   async downloadUrl (key: string, seconds: number): Promise<string> {

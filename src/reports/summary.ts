@@ -59,7 +59,7 @@ export async function buildSummary (db: Db, slot: Slot, previous: Slot, now = ne
     db.selectFrom('locations').select(['id', 'title']).orderBy('id').execute(),
     // Final statuses never change again, so the newest event time is when the order reached it.
     db.selectFrom('orders').select(['status', (eb) => eb.fn.countAll<number>().as('n')])
-      .where('status', 'in', ['Delivered', 'Exception', 'Returned to Sender'])
+      .where('status', 'in', FINAL_STATUSES)
       .where('last_event_at', '>', from).where('last_event_at', '<=', to)
       .groupBy('status').execute(),
     db.selectFrom('orders').select((eb) => eb.fn.countAll<number>().as('n'))

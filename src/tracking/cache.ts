@@ -55,6 +55,7 @@ export class TrackingCache {
   private readonly pending = new Set<number>()
   private overflowed = false
   private retry: NodeJS.Timeout | undefined
+  private closed = false
 
   constructor (
     private readonly guard: RedisGuard,
@@ -127,10 +128,31 @@ export class TrackingCache {
       this.overflowed = true
     }
     if (first) this.logger.warn({ orders: snos.length }, 'cache invalidation deferred: redis did not answer; retrying')
+    this.scheduleRetry()
+  }
+
+  private scheduleRetry (): void {
+    if (this.closed) return
     this.retry ??= setTimeout(() => {
       this.retry = undefined
       this.flushPending().catch(() => {})
     }, 500).unref()
+  }
+
+  /**
+   * On shutdown: one last attempt at what is still deferred. What cannot be sent is logged at
+   * error level with the orders concerned: their cached answers may outlive the write until
+   * their TTL, and an operator can delete those keys.
+   */
+  async close (): Promise<void> {
+    this.closed = true
+    clearTimeout(this.retry)
+    if (this.pending.size === 0) return
+    const snos = [...this.pending]
+    this.pending.clear()
+    if (!await this.send(snos)) {
+      this.logger.error({ orders: snos.slice(0, 1000), count: snos.length }, 'cache invalidations lost at shutdown: these orders may show answers older than their last write until the cache TTL')
+    }
   }
 
   private get generationTtl (): number {
@@ -170,6 +192,7 @@ export class TrackingCache {
     } catch (err) {
       this.overflowed = true
       this.logger.error({ err }, 'could not clear the cache namespace; will retry')
+      this.scheduleRetry()
     }
   }
 }

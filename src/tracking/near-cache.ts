@@ -118,7 +118,7 @@ export class NearCache {
   async close (): Promise<void> {
     clearInterval(this.heartbeat)
     this.enabled = false
-    this.entries.clear()
+    this.forgetAll()
     this.sub.disconnect()
   }
 
@@ -126,7 +126,8 @@ export class NearCache {
     const id = await this.sub.client('ID')
     await this.sub.call('CLIENT', 'TRACKING', 'ON', 'REDIRECT', String(id), 'BCAST', 'PREFIX', this.options.prefix)
     await this.sub.subscribe(CHANNEL)
-    this.entries.clear()
+    // Nothing read before tracking (re)started may be kept: reads under way lose their stamp.
+    this.forgetAll()
     this.enabled = true
     this.logger.info('near cache on: invalidations tracked by Redis')
   }
@@ -134,6 +135,11 @@ export class NearCache {
   private disable (reason: string): void {
     if (this.enabled) this.logger.warn({ reason }, 'near cache off until Redis invalidations flow again')
     this.enabled = false
+    this.forgetAll()
+  }
+
+  /** Drops every body and invalidates every read under way (their entries stay until they end). */
+  private forgetAll (): void {
     for (const [sno, entry] of this.entries) {
       entry.body = undefined
       entry.stamp += 1
@@ -153,8 +159,7 @@ export class NearCache {
   private onInvalidate (keys: Buffer[] | null): void {
     if (keys === null) {
       // FLUSHDB / FLUSHALL: everything goes.
-      this.disable('flush')
-      this.enabled = this.sub.status === 'ready'
+      this.forgetAll()
       return
     }
     for (const key of keys) {

@@ -48,13 +48,15 @@ export class TrackingService {
     this.near?.offer(sno, stamp, body, body === NOT_FOUND ? this.options.notFoundTtlMs : undefined)
     if (body !== null) return body === NOT_FOUND ? null : body
 
-    // Without Redis there is no generation to guard a fill with: read, and do not fill.
+    // Without Redis there is no generation to guard a fill with, nor to tell whether a read under
+    // way began before a write elsewhere: read on its own, and do not fill.
     const generation = cached?.generation
+    if (generation === undefined) return await this.load(sno, undefined)
     const flight = this.flights.get(sno)
-    if (flight !== undefined && flight.generation === (generation ?? flight.generation)) return await flight.promise
+    if (flight !== undefined && flight.generation === generation) return await flight.promise
 
     const promise = this.load(sno, generation)
-    const entry = { generation: generation ?? '', promise }
+    const entry = { generation, promise }
     this.flights.set(sno, entry)
     try {
       return await promise
@@ -63,7 +65,7 @@ export class TrackingService {
     }
   }
 
-  /** Answers kept in process (for health and tests). */
+  /** How many answers this process holds, and whether it uses them (for tests and diagnostics). */
   nearSize (): number {
     return this.near?.size ?? 0
   }

@@ -89,3 +89,15 @@ t.test('security headers, URL and method limits', async (t) => {
   const body = await app.inject({ method: 'POST', url: '/fake', payload: 'x'.repeat(20_000), headers: { 'content-type': 'text/plain', 'x-forwarded-for': '198.51.100.23' } })
   t.equal(body.statusCode, 405, 'a body is never read: the method is what is wrong')
 })
+
+t.test('IPv6 clients are limited by /64: rotating addresses inside it does not help', async (t) => {
+  const { clientKey } = await import('../../src/http/rate-limit.js')
+  t.equal(clientKey('2001:db8:1:2::1'), '2001:db8:1:2::/64')
+  t.equal(clientKey('2001:0db8:0001:0002:ffff:1:2:3'), '2001:db8:1:2::/64')
+  t.equal(clientKey('::1'), '0:0:0:0::/64')
+  t.equal(clientKey('::ffff:192.0.2.7'), '192.0.2.7')
+  t.equal(clientKey('192.0.2.7'), '192.0.2.7')
+  const statuses: number[] = []
+  for (let i = 0; i < 32; i++) statuses.push((await from(`2001:db8:aa:bb::${(i + 1).toString(16)}`, `/query?sno=${order.sno}`)).statusCode)
+  t.same(statuses.slice(30), [429, 429], '32 requests from 32 addresses of one /64: the last two refused')
+})

@@ -93,3 +93,27 @@ t.test('in production /fake needs the admin token', async (t) => {
   t.equal(right.statusCode, 200)
   t.equal(right.json().data.length, 1)
 })
+
+t.test('ids are right whatever the AUTO_INCREMENT settings', async (t) => {
+  const { insertOrders } = await import('../../src/orders/store.js')
+  const { OrderGenerator } = await import('../../src/orders/generator.js')
+  const hubs = await db.selectFrom('locations').selectAll().execute()
+  const generator = new OrderGenerator(5)
+  const check = async (snos: number[], names: string[]): Promise<boolean> => {
+    const rows = await db.selectFrom('orders').innerJoin('recipients', 'recipients.id', 'orders.recipient_id')
+      .select(['orders.sno', 'recipients.name']).where('orders.sno', 'in', snos).execute()
+    return rows.length === snos.length && snos.every((sno, i) => rows.find((r) => r.sno === sno)?.name === names[i])
+  }
+  for (const [label, step, session] of [['one row at a time (innodb_autoinc_lock_mode 2)', 0, 1], ['auto_increment_increment 3 (Galera)', 3, 3]] as const) {
+    const drafts = Array.from({ length: 5 }, () => generator.draft(hubs, new Date()))
+    const snos = await db.connection().execute(async (conn) => {
+      await sql`SET SESSION auto_increment_increment = ${sql.raw(String(session))}`.execute(conn)
+      try {
+        return await conn.transaction().execute(async (trx) => await insertOrders(trx, drafts, { idStep: step }))
+      } finally {
+        await sql`SET SESSION auto_increment_increment = 1`.execute(conn)
+      }
+    })
+    t.ok(await check(snos, drafts.map((d) => d.recipient.name)), `${label}: every order has its own recipient (${snos.join(', ')})`)
+  }
+})
