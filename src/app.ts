@@ -109,6 +109,21 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   const database = createDatabase(config.db)
   const redis = createRedis(config.redis, app.log)
   const guard = new RedisGuard(redis, app.log)
+  const cache = new TrackingCache(guard, app.log, {
+    ttlSeconds: config.cache.ttlSeconds,
+    notFoundTtlSeconds: config.cache.notFoundTtlSeconds,
+    variant: config.piiMask ? ':masked' : ''
+  })
+  const near = config.cache.nearEntries > 0
+    ? new NearCache({ url: config.redis.url, prefix: `${config.redis.keyPrefix}track:v1`, maxEntries: config.cache.nearEntries, ttlMs: config.cache.nearTtlSeconds * 1000 }, app.log)
+    : undefined
+  const hubs = new HubDirectory(database.db)
+  const tracking = new TrackingService(database.db, hubs, cache, { piiMask: config.piiMask, notFoundTtlMs: config.cache.notFoundTtlSeconds * 1000 }, near)
+  const fake = new FakeOrders(database.db, hubs, tracking, config.fakeSeed)
+  const requests = new SharedCounter(guard, 'all')
+  const notFound = new SharedCounter(guard, 'nf')
+  app.decorate('tracking', tracking)
+
   // Give Redis a moment to connect so the first requests already use the cache; start without it otherwise.
   app.addHook('onReady', async () => { await guard.waitUntilReady(1000) })
   // While draining, close keep-alive connections as soon as they fall idle (Node closes only
@@ -126,21 +141,6 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
     await database.close()
     redis.disconnect()
   })
-
-  const cache = new TrackingCache(guard, app.log, {
-    ttlSeconds: config.cache.ttlSeconds,
-    notFoundTtlSeconds: config.cache.notFoundTtlSeconds,
-    variant: config.piiMask ? ':masked' : ''
-  })
-  const near = config.cache.nearEntries > 0
-    ? new NearCache({ url: config.redis.url, prefix: `${config.redis.keyPrefix}track:v1`, maxEntries: config.cache.nearEntries, ttlMs: config.cache.nearTtlSeconds * 1000 }, app.log)
-    : undefined
-  const hubs = new HubDirectory(database.db)
-  const tracking = new TrackingService(database.db, hubs, cache, { piiMask: config.piiMask, notFoundTtlMs: config.cache.notFoundTtlSeconds * 1000 }, near)
-  const fake = new FakeOrders(database.db, hubs, tracking, config.fakeSeed)
-  const requests = new SharedCounter(guard, 'all')
-  const notFound = new SharedCounter(guard, 'nf')
-  app.decorate('tracking', tracking)
 
   // No route takes a body: whatever is sent is drained unread (nginx caps it at 16 KiB), so a
   // stray POST gets its 405 rather than a parser error.
