@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis'
 import type { FastifyBaseLogger as Logger } from 'fastify'
 import type { RedisGuard } from '../infra/redis.js'
+import { Batcher } from '../infra/batch.js'
 
 /** Value stored for an sno that has no order (kept for a short time only). */
 export const NOT_FOUND = '-'
@@ -12,14 +13,20 @@ export interface CachedTracking {
   generation: string
 }
 
-// Fill only if no write has happened since the reader took its generation.
+// Fill each order only if no write has happened since its reader took the generation. Keys come
+// in pairs (body, generation), arguments in threes (generation read, body, TTL).
 const STORE_IF_UNCHANGED = `
-local current = redis.call('GET', KEYS[2]) or ''
-if current == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
-  return 1
+local stored = {}
+for n = 1, #KEYS / 2 do
+  local current = redis.call('GET', KEYS[2 * n]) or ''
+  if current == ARGV[3 * n - 2] then
+    redis.call('SET', KEYS[2 * n - 1], ARGV[3 * n - 1], 'EX', ARGV[3 * n])
+    stored[n] = 1
+  else
+    stored[n] = 0
+  end
 end
-return 0`
+return stored`
 
 // Writers bump each order's generation, then drop its bodies (both variants); readers that
 // started earlier cannot refill. Keys come in threes: body, generation, other variant's body.
@@ -32,7 +39,7 @@ end
 return #KEYS / 3`
 
 interface CacheCommands {
-  storeIfUnchanged: (body: string, gen: string, expected: string, value: string, ttl: number) => Promise<number>
+  storeIfUnchanged: (numberOfKeys: number, ...keysThenArgs: Array<string | number>) => Promise<number[]>
   invalidateOrders: (numberOfKeys: number, ...keysThenTtl: Array<string | number>) => Promise<number>
 }
 
@@ -41,6 +48,13 @@ export interface TrackingCacheOptions {
   notFoundTtlSeconds: number
   /** Part of the key, so that masked and full answers never mix. */
   variant: string
+}
+
+interface Fill {
+  sno: number
+  generation: string
+  body: string
+  ttl: number
 }
 
 /** The most invalidations remembered while Redis is away; past that, the namespace is cleared. */
@@ -56,6 +70,9 @@ export class TrackingCache {
   private overflowed = false
   private retry: NodeJS.Timeout | undefined
   private closed = false
+  // Lookups and fills of one event-loop turn go to Redis as one command each.
+  private readonly reads = new Batcher<number, CachedTracking | undefined>(async (snos) => await this.readMany(snos), undefined)
+  private readonly fills = new Batcher<Fill, boolean>(async (fills) => await this.storeMany(fills), false)
 
   constructor (
     private readonly guard: RedisGuard,
@@ -64,7 +81,7 @@ export class TrackingCache {
   ) {
     const redis = guard.redis as Redis & Partial<CacheCommands>
     if (redis.storeIfUnchanged === undefined) {
-      redis.defineCommand('storeIfUnchanged', { numberOfKeys: 2, lua: STORE_IF_UNCHANGED })
+      redis.defineCommand('storeIfUnchanged', { lua: STORE_IF_UNCHANGED })
       redis.defineCommand('invalidateOrders', { lua: INVALIDATE })
     }
     guard.redis.on('ready', () => { this.flushPending().catch(() => {}) })
@@ -82,20 +99,38 @@ export class TrackingCache {
     return `track:v1:{${sno}}:gen`
   }
 
-  /** One round trip: the body and the generation. `undefined` when Redis is unavailable. */
+  /** The body and the generation (one MGET per turn for all lookups). `undefined` when Redis is unavailable. */
   async read (sno: number): Promise<CachedTracking | undefined> {
-    const values = await this.guard.attempt(async (redis) => await redis.mget(this.bodyKey(sno), this.generationKey(sno)))
-    if (values === undefined) return undefined
-    return { body: values[0], generation: values[1] ?? '' }
+    return await this.reads.load(sno)
   }
 
   /** Stores a body read under `generation`, unless the order was written since. */
   async store (sno: number, generation: string, body: string): Promise<boolean> {
     const ttl = body === NOT_FOUND ? this.options.notFoundTtlSeconds : this.options.ttlSeconds
     if (ttl <= 0) return false
-    const stored = await this.guard.attempt(async () =>
-      await this.commands.storeIfUnchanged(this.bodyKey(sno), this.generationKey(sno), generation, body, ttl))
-    return stored === 1
+    return await this.fills.load({ sno, generation, body, ttl })
+  }
+
+  private async readMany (snos: number[]): Promise<Map<number, CachedTracking>> {
+    const keys: string[] = []
+    for (const sno of snos) keys.push(this.bodyKey(sno), this.generationKey(sno))
+    const values = await this.guard.attempt(async (redis) => await redis.mget(keys))
+    const found = new Map<number, CachedTracking>()
+    if (values === undefined) return found
+    for (const [i, sno] of snos.entries()) found.set(sno, { body: values[2 * i], generation: values[2 * i + 1] ?? '' })
+    return found
+  }
+
+  private async storeMany (fills: Fill[]): Promise<Map<Fill, boolean>> {
+    // On Redis Cluster this would be split by slot, as the invalidation script would.
+    const keys: string[] = []
+    const args: Array<string | number> = []
+    for (const fill of fills) {
+      keys.push(this.bodyKey(fill.sno), this.generationKey(fill.sno))
+      args.push(fill.generation, fill.body, fill.ttl)
+    }
+    const stored = await this.guard.attempt(async () => await this.commands.storeIfUnchanged(keys.length, ...keys, ...args))
+    return new Map(fills.map((fill, i) => [fill, stored?.[i] === 1]))
   }
 
   /**

@@ -3,7 +3,8 @@ import type { Db } from '../infra/db.js'
 import { NOT_FOUND, type TrackingCache } from './cache.js'
 import type { NearCache } from './near-cache.js'
 import type { HubDirectory } from '../hubs/directory.js'
-import { findTrackingRows } from './queries.js'
+import { findTrackingRowsMany, type TrackingRow } from './queries.js'
+import { Batcher } from '../infra/batch.js'
 import { TrackingResponse } from './schemas.js'
 import { maskRecipient, toTrackingResponse } from './view.js'
 
@@ -20,10 +21,12 @@ interface Flight {
 /**
  * Cache-aside lookup: the in-process near cache, then Redis, then MySQL. A hit returns the
  * stored string untouched. Concurrent misses for one order in this process share one database
- * read; the fill is skipped when the order was written while it was read (TrackingCache.store).
+ * read, and the misses of one event-loop turn share one statement; the fill is skipped when the
+ * order was written while it was read (TrackingCache.store).
  */
 export class TrackingService {
   private readonly flights = new Map<number, Flight>()
+  private readonly rows: Batcher<number, TrackingRow[]>
 
   constructor (
     private readonly db: Db,
@@ -31,7 +34,9 @@ export class TrackingService {
     private readonly cache: TrackingCache,
     private readonly options: { piiMask: boolean, notFoundTtlMs: number },
     private readonly near?: NearCache
-  ) {}
+  ) {
+    this.rows = new Batcher(async (snos) => await findTrackingRowsMany(db, snos), [])
+  }
 
   /** The answer held in this process, if any: the bytes, or NOT_FOUND. */
   peek (sno: number): Buffer | typeof NOT_FOUND | undefined {
@@ -84,7 +89,7 @@ export class TrackingService {
   }
 
   private async load (sno: number, generation: string | undefined): Promise<Lookup> {
-    const rows = await findTrackingRows(this.db, sno)
+    const rows = await this.rows.load(sno)
     let body: Lookup = null
     if (rows.length > 0) {
       const response = toTrackingResponse(rows, await this.hubs.resolve(new Set(rows.map((r) => r.location_id))))

@@ -26,12 +26,23 @@ t.test('concurrent lookups of an unknown order also share one query', async (t) 
   t.ok(results.every((r) => r === null))
 })
 
-t.test('different orders are not merged', async (t) => {
+t.test('different orders asked together share one statement, each with its own answer', async (t) => {
   const a = await insertKnownOrder(db)
   const b = await insertKnownOrder(db, { recipient: { name: '王小明', address: '台北市中正區忠孝東路1號', phone: '0912345678' } })
   queries.count = 0
-  const [ra, rb] = await Promise.all([service.lookup(a.sno), service.lookup(b.sno)])
-  t.equal(queries.count, 2)
+  const [ra, rb, missing] = await Promise.all([service.lookup(a.sno), service.lookup(b.sno), service.lookup(66_666_666)])
+  t.equal(queries.count, 1, 'one statement for the three')
   t.match(ra, /李大同/)
+  t.notMatch(ra, /王小明/)
   t.match(rb, /王小明/)
+  t.equal(JSON.parse(String(rb)).sno, String(b.sno))
+  t.equal(missing, null, 'an unknown sno in the batch is still unknown')
+})
+
+t.test('orders asked one after another are read one by one', async (t) => {
+  const a = await insertKnownOrder(db)
+  queries.count = 0
+  await service.lookup(a.sno)
+  await service.lookup(a.sno + 1_000_000)
+  t.equal(queries.count, 2)
 })
