@@ -50,43 +50,50 @@ async function insertReturningIds (
  * Writes recipients, orders (with their current status, hub and newest event time) and every
  * event in multi-row statements on the given executor. Call it inside a transaction.
  */
+/**
+ * Writes recipients, orders (with their current status, hub and newest event time) and every
+ * event in one multi-row statement each, on the given executor. Call it inside a transaction.
+ */
 export async function insertOrders (trx: Executor, drafts: readonly OrderDraft[], options: InsertOptions): Promise<number[]> {
-  const recipients = drafts.map((d) => d.recipient)
   const recipientIds = await insertReturningIds(
     drafts.length,
     options.idStep,
-    async () => await trx.insertInto('recipients').values(recipients).executeTakeFirstOrThrow(),
-    async (i) => await trx.insertInto('recipients').values(recipients[i]).executeTakeFirstOrThrow()
+    async () => await insertRows(trx, 'recipients', RECIPIENT_COLUMNS, drafts.flatMap(({ recipient }) => recipientValues(recipient))),
+    async (i) => await insertRows(trx, 'recipients', RECIPIENT_COLUMNS, recipientValues(drafts[i].recipient))
   )
-
-  const orders = drafts.map(({ timeline }, i) => {
-    const first = timeline.events[0]
-    const last = timeline.events[timeline.events.length - 1]
-    return {
-      recipient_id: recipientIds[i],
-      status: last.status,
-      location_id: last.hub.id,
-      estimated_delivery: timeline.estimatedDelivery,
-      created_at: first.occurredAt,
-      last_event_at: last.occurredAt
-    }
-  })
+  const orderValues = (i: number): unknown[] => {
+    const { events, estimatedDelivery } = drafts[i].timeline
+    const first = events[0]
+    const last = events[events.length - 1]
+    return [recipientIds[i], last.status, last.hub.id, estimatedDelivery, first.occurredAt, last.occurredAt]
+  }
   const snos = await insertReturningIds(
     drafts.length,
     options.idStep,
-    async () => await trx.insertInto('orders').values(orders).executeTakeFirstOrThrow(),
-    async (i) => await trx.insertInto('orders').values(orders[i]).executeTakeFirstOrThrow()
+    async () => await insertRows(trx, 'orders', ORDER_COLUMNS, drafts.flatMap((_, i) => orderValues(i))),
+    async (i) => await insertRows(trx, 'orders', ORDER_COLUMNS, orderValues(i))
   )
-
-  // Several hundred rows: one statement with a flat parameter list (building Kysely's
-  // per-value syntax tree for them cost more than the insert itself).
-  const params: unknown[] = []
+  const events: unknown[] = []
   for (const [i, { timeline }] of drafts.entries()) {
-    for (const event of timeline.events) params.push(snos[i], event.status, event.hub.id, event.occurredAt)
+    for (const event of timeline.events) events.push(snos[i], event.status, event.hub.id, event.occurredAt)
   }
-  if (params.length > 0) {
-    const rows = '(?, ?, ?, ?), '.repeat(params.length / 4).slice(0, -2)
-    await trx.executeQuery(CompiledQuery.raw(`INSERT INTO tracking_events (order_sno, status, location_id, occurred_at) VALUES ${rows}`, params))
-  }
+  if (events.length > 0) await insertRows(trx, 'tracking_events', EVENT_COLUMNS, events)
   return snos
+}
+
+const RECIPIENT_COLUMNS = ['name', 'address', 'phone'] as const
+const ORDER_COLUMNS = ['recipient_id', 'status', 'location_id', 'estimated_delivery', 'created_at', 'last_event_at'] as const
+const EVENT_COLUMNS = ['order_sno', 'status', 'location_id', 'occurred_at'] as const
+
+const recipientValues = ({ name, address, phone }: OrderDraft['recipient']): unknown[] => [name, address, phone]
+
+/**
+ * One multi-row INSERT from a flat list of values, row after row. For hundreds of rows, building
+ * Kysely's syntax tree (a node per value) cost more than the insert itself. Table and column
+ * names are the constants above; every value is a bound parameter.
+ */
+async function insertRows (trx: Executor, table: keyof Database, columns: readonly string[], values: unknown[]): Promise<{ insertId?: bigint }> {
+  const row = `(${columns.map(() => '?').join(', ')}), `
+  const statement = `INSERT INTO ${table} (${columns.join(', ')}) VALUES ${row.repeat(values.length / columns.length).slice(0, -2)}`
+  return await trx.executeQuery(CompiledQuery.raw(statement, values))
 }

@@ -4,7 +4,7 @@ import { promisify } from 'node:util'
 import { sql } from 'kysely'
 import { testConfig } from '../helpers/config.js'
 import { createDatabase } from '../../src/infra/db.js'
-import { dropDatabase } from '../../src/db/migrator.js'
+import { createMigrator, dropDatabase } from '../../src/db/migrator.js'
 
 const exec = promisify(execFile)
 const config = testConfig('scripts_database')
@@ -39,6 +39,24 @@ t.test('db:migrate creates the missing database and is idempotent', async (t) =>
     SELECT COLUMN_NAME AS name, COLUMN_TYPE AS type FROM information_schema.COLUMNS
     WHERE TABLE_SCHEMA = ${config.db.database} AND TABLE_NAME = 'tracking_events' AND COLUMN_NAME = 'occurred_at'`.execute(handle.db)
   t.equal(columns[0].type, 'datetime(3)', 'millisecond precision')
+})
+
+t.test('the newest migration goes down and up again, leaving the event table as lean as before', async (t) => {
+  const indexes = async (): Promise<string[]> => (await sql<{ name: string }>`
+    SELECT DISTINCT INDEX_NAME AS name FROM information_schema.STATISTICS
+    WHERE TABLE_SCHEMA = ${config.db.database} AND TABLE_NAME = 'tracking_events' ORDER BY INDEX_NAME`.execute(handle.db)).rows.map((r) => r.name)
+  const foreignKeys = async (): Promise<string[]> => (await sql<{ ref: string }>`
+    SELECT REFERENCED_TABLE_NAME AS ref FROM information_schema.KEY_COLUMN_USAGE
+    WHERE TABLE_SCHEMA = ${config.db.database} AND TABLE_NAME = 'tracking_events' AND REFERENCED_TABLE_NAME IS NOT NULL
+    ORDER BY ref`.execute(handle.db)).rows.map((r) => r.ref)
+  t.same(await indexes(), ['idx_tracking_events_id', 'PRIMARY'])
+  t.same(await foreignKeys(), ['orders'], 'events keep their order; hub ids come from the locations table when written')
+  const migrator = createMigrator(handle.db)
+  t.equal((await migrator.migrateDown()).error, undefined)
+  t.same(await foreignKeys(), ['locations', 'orders'])
+  t.ok((await indexes()).includes('uq_tracking_events_id'))
+  t.equal((await migrator.migrateUp()).error, undefined)
+  t.same(await indexes(), ['idx_tracking_events_id', 'PRIMARY'])
 })
 
 t.test('db:seed loads the 16 hubs with their ids, any number of times', async (t) => {
