@@ -63,7 +63,8 @@ const MAX_PENDING = 100_000
 /**
  * Cache-aside store for /query answers: `track:v1:{sno}` holds the serialized body for
  * CACHE_TTL_SECONDS, `track:v1:{sno}:gen` counts the order's writes. The hash tag keeps both
- * keys in one slot should the cache move to Redis Cluster.
+ * keys in one slot should the cache move to Redis Cluster; the batched commands (the lookups and
+ * fills of one turn, the invalidations of one write) would then be split by slot.
  */
 export class TrackingCache {
   private readonly pending = new Set<number>()
@@ -122,7 +123,6 @@ export class TrackingCache {
   }
 
   private async storeMany (fills: Fill[]): Promise<Map<Fill, boolean>> {
-    // On Redis Cluster this would be split by slot, as the invalidation script would.
     const keys: string[] = []
     const args: Array<string | number> = []
     for (const fill of fills) {
