@@ -48,10 +48,6 @@ async function insertReturningIds (
 
 /**
  * Writes recipients, orders (with their current status, hub and newest event time) and every
- * event in multi-row statements on the given executor. Call it inside a transaction.
- */
-/**
- * Writes recipients, orders (with their current status, hub and newest event time) and every
  * event in one multi-row statement each, on the given executor. Call it inside a transaction.
  */
 export async function insertOrders (trx: Executor, drafts: readonly OrderDraft[], options: InsertOptions): Promise<number[]> {

@@ -14,12 +14,18 @@ export interface CachedTracking {
 }
 
 // Fill each order only if no write has happened since its reader took the generation. Keys come
-// in pairs (body, generation), arguments in threes (generation read, body, TTL).
+// in pairs (body, generation), arguments in threes (generation read, body, TTL). An order whose
+// generation cannot be read (a key of the wrong type) is not filled; the others still are.
 const STORE_IF_UNCHANGED = `
 local stored = {}
 for n = 1, #KEYS / 2 do
-  local current = redis.call('GET', KEYS[2 * n]) or ''
-  if current == ARGV[3 * n - 2] then
+  local current = redis.pcall('GET', KEYS[2 * n])
+  if type(current) == 'table' and current.err then
+    current = nil
+  elseif current == false then
+    current = ''
+  end
+  if current ~= nil and current == ARGV[3 * n - 2] then
     redis.call('SET', KEYS[2 * n - 1], ARGV[3 * n - 1], 'EX', ARGV[3 * n])
     stored[n] = 1
   else

@@ -9,7 +9,8 @@ const UNKNOWN_HUB = { title: '', address: '', timezone: 'UTC' }
 export function toTrackingResponse (rows: readonly TrackingRow[], hubs: ReadonlyMap<number, Location>): TrackingResponseBody {
   const first = rows[0]
   const newest = rows[rows.length - 1]
-  // Every event's hub exists (foreign key); the directory re-reads the table for one it lacks.
+  // Event hubs come from the locations table when events are written; the directory re-reads the
+  // table for an id it lacks, and an id that is still unknown shows with an empty title.
   const hub = (id: number): Pick<Location, 'title' | 'address' | 'timezone'> => hubs.get(id) ?? UNKNOWN_HUB
   const current = hub(newest.location_id)
   return {

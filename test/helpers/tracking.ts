@@ -16,6 +16,8 @@ import { HubDirectory } from '../../src/hubs/directory.js'
 export class QueryCounter implements KyselyPlugin {
   count = 0
   resultDelayMs = 0
+  /** Holds every result back exactly this long (a statement that takes its time). */
+  resultHoldMs = 0
   transformQuery (args: PluginTransformQueryArgs): RootOperationNode {
     return args.node
   }
@@ -24,6 +26,7 @@ export class QueryCounter implements KyselyPlugin {
   async transformResult (args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
     this.count += 1
     if (this.resultDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, Math.random() * this.resultDelayMs))
+    if (this.resultHoldMs > 0) await new Promise((resolve) => setTimeout(resolve, this.resultHoldMs))
     return args.result
   }
 }

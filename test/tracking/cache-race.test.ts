@@ -29,6 +29,19 @@ t.test('a fill that read before a write is refused (deterministic interleaving)'
   t.ok(await eventually(async () => (await redis.get(keyOf(order.sno)))?.includes('新名字') === true), 'and caches it')
 })
 
+t.test('fills of one turn go together, each judged on its own generation', async (t) => {
+  const [a, b, c] = [await insertKnownOrder(db), await insertKnownOrder(db), await insertKnownOrder(db)]
+  const seen = await Promise.all([a, b, c].map(async (o) => await cache.read(o.sno)))
+  // b is written after its read; c's generation key is broken (a wrong type makes GET fail in Redis).
+  await service.invalidate([b.sno])
+  await redis.rpush(`${config.redis.keyPrefix}${cache.generationKey(c.sno)}`, 'not-a-counter')
+  t.teardown(async () => { await redis.del(`${config.redis.keyPrefix}${cache.generationKey(c.sno)}`) })
+  const stored = await Promise.all([a, b, c].map(async (o, i) => await cache.store(o.sno, seen[i]?.generation ?? '', `body-${o.sno}`)))
+  t.same(stored, [true, false, false], 'a filled; b refused (written since); c refused (unreadable generation)')
+  t.equal(await redis.get(keyOf(a.sno)), `body-${a.sno}`, 'the broken key did not cost the others their fill')
+  t.equal(await redis.exists(keyOf(b.sno), keyOf(c.sno)), 0)
+})
+
 t.test('readers racing writers never leave a stale body behind', async (t) => {
   const order = await insertKnownOrder(db)
   const iterations = 400
@@ -54,7 +67,9 @@ t.test('readers racing writers never leave a stale body behind', async (t) => {
         await service.invalidate([order.sno])
       })()
     ])
-    // Fills are sent before lookups resolve; a PING on the same connection returns after them.
+    // Fills are queued for the end of the turn in which the lookups resolved: let that turn end,
+    // then a PING on the same connection returns after them.
+    await new Promise((resolve) => setImmediate(resolve))
     await guard.redis.ping()
     const cached = await redis.get(keyOf(order.sno))
     if (cached !== null && !cached.includes(`"${next}"`)) stale += 1

@@ -19,6 +19,21 @@ t.test('200 concurrent misses for one order make one database query', async (t) 
   t.match(bodies[0], /李大同/)
 })
 
+t.test('misses that come while the read is under way join it instead of reading again', async (t) => {
+  const order = await insertKnownOrder(db)
+  queries.count = 0
+  queries.resultHoldMs = 100
+  t.teardown(() => { queries.resultHoldMs = 0 })
+  const first = Array.from({ length: 5 }, async () => await service.lookup(order.sno))
+  // Later turns, with the first statement sent and its result held back.
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  const second = Array.from({ length: 5 }, async () => await service.lookup(order.sno))
+  const bodies = await Promise.all([...first, ...second])
+  t.equal(queries.count, 1, 'one statement for both waves')
+  t.equal(new Set(bodies).size, 1)
+  t.match(bodies[0], /李大同/)
+})
+
 t.test('concurrent lookups of an unknown order also share one query', async (t) => {
   queries.count = 0
   const results = await Promise.all(Array.from({ length: 100 }, async () => await service.lookup(55_555_555)))
