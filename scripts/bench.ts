@@ -12,7 +12,9 @@ import { createPool } from 'mysql2'
 import { createDatabase, poolOptions, type Db } from '../src/infra/db.js'
 import { trackingStatementSql } from '../src/tracking/queries.js'
 import { dropDatabase, ensureDatabase, migrateToLatest } from '../src/db/migrator.js'
-import { seedHubs } from '../src/hubs/hubs.js'
+import { listHubs, seedHubs } from '../src/hubs/hubs.js'
+import { OrderGenerator } from '../src/orders/generator.js'
+import { autoIncrementStep, insertOrders } from '../src/orders/store.js'
 import { bulkLoadOrders } from '../src/orders/bulk.js'
 import { buildSummary } from '../src/reports/summary.js'
 import { ReportSchedule } from '../src/reports/slots.js'
@@ -166,27 +168,67 @@ async function compare (db: Db, targets: Target[], rounds = 5): Promise<Row[]> {
   return targets.map((target, i) => toRow(target.name, slices[i]))
 }
 
-async function mysqlAlone (config: ReturnType<typeof loadConfig>, db: Db, firstSno: number): Promise<Row> {
-  const pool = createPool({ ...poolOptions(config.db), connectionLimit: CONNECTIONS })
-  const statement = trackingStatementSql(db)
-  let next = firstSno
+/** `CONNECTIONS` loops each running `once` back to back for DURATION seconds, as a bare client would. */
+async function bareLoops (name: string, once: () => Promise<unknown>, selectsPerRequest: number): Promise<Row> {
   let done = 0
   const latencies: number[] = []
   const until = performance.now() + DURATION * 1000
   await Promise.all(Array.from({ length: CONNECTIONS }, async () => {
     while (performance.now() < until) {
       const started = performance.now()
-      await new Promise((resolve, reject) => pool.query(statement, [next++], (err, rows) => err === null ? resolve(rows) : reject(err)))
+      await once()
       latencies.push(performance.now() - started)
       done += 1
     }
   }))
-  await new Promise((resolve) => pool.end(resolve))
   latencies.sort((a, b) => a - b)
   const at = (p: number): number => Math.round(latencies[Math.floor(p * (latencies.length - 1))] * 100) / 100
-  const row: Row = { scenario: 'MySQL alone: one order per statement via mysql2', reqPerSec: Math.round(done / DURATION), p50: at(0.5), p99: at(0.99), errors: 0, unexpected: 0, selectsPerRequest: 1 }
-  log(`  ${row.scenario}: ${row.reqPerSec} statements/s, p50 ${row.p50} ms, p99 ${row.p99} ms`)
+  const row: Row = { scenario: name, reqPerSec: Math.round(done / DURATION), p50: at(0.5), p99: at(0.99), errors: 0, unexpected: 0, selectsPerRequest }
+  log(`  ${row.scenario}: ${row.reqPerSec}/s, p50 ${row.p50} ms, p99 ${row.p99} ms`)
   return row
+}
+
+/**
+ * What the services themselves give at the same concurrency, from bare clients in this process:
+ * MySQL alone with the miss statement for one order, and a miss's two round trips in turn (the
+ * Redis lookup, then that statement) with no HTTP and no batching: the floor a miss stands on.
+ */
+async function servicesAlone (config: ReturnType<typeof loadConfig>, db: Db, firstSno: number): Promise<Row[]> {
+  const pool = createPool({ ...poolOptions(config.db), connectionLimit: CONNECTIONS })
+  const redis = new Redis(config.redis.url, { keyPrefix: 'bench-alone:' })
+  const statement = trackingStatementSql(db)
+  // Real orders only (an unknown sno is a cheaper statement): wrap around past the last one.
+  let n = 0
+  const nextSno = (): number => HOT_SET + 1 + (firstSno - HOT_SET - 1 + n++) % (ORDERS - HOT_SET)
+  const select = async (sno: number): Promise<unknown> => await new Promise((resolve, reject) => pool.query(statement, [sno], (err, rows) => err === null ? resolve(rows) : reject(err)))
+  try {
+    return [
+      await bareLoops('MySQL alone: one order per statement via mysql2', async () => await select(nextSno()), 1),
+      await bareLoops('Redis MGET, then that statement, in turn (no HTTP)', async () => {
+        const sno = nextSno()
+        await redis.mget(`track:v1:{${sno}}`, `track:v1:{${sno}}:gen`)
+        await select(sno)
+      }, 1)
+    ]
+  } finally {
+    redis.disconnect()
+    await new Promise((resolve) => pool.end(resolve))
+  }
+}
+
+/**
+ * /fake's transaction with nothing around it: the same 100-order writes from drafts made
+ * beforehand, over `CONNECTIONS` connections, with no HTTP and no data generation. Its p50 is
+ * the floor for /fake's at the same concurrency on this machine.
+ */
+async function fakeTransactionAlone (db: Db): Promise<Row> {
+  const generator = new OrderGenerator(2)
+  const hubs = await listHubs(db)
+  const drafts = Array.from({ length: 20 }, () => Array.from({ length: 100 }, () => generator.draft(hubs, new Date())))
+  const idStep = await autoIncrementStep(db)
+  let i = 0
+  return await bareLoops('the /fake transaction alone (no HTTP, data made beforehand)', async () =>
+    await db.transaction().execute(async (trx) => await insertOrders(trx, drafts[i++ % drafts.length], { idStep })), 0)
 }
 
 async function scenario (db: Db, target: Target): Promise<Row> {
@@ -327,8 +369,7 @@ async function main (): Promise<void> {
   rows.push(miss)
   // What MySQL itself gives for the miss statement at the same concurrency, from a bare mysql2
   // pool in this process: the ceiling for misses on this machine.
-  const alone = await mysqlAlone(config, db, cold + 1000)
-  rows.push(alone)
+  rows.push(...await servicesAlone(config, db, cold + 1000))
 
   let unknown = ORDERS + 1_000_000
   const unknownRow = await scenario(db, { name: '/query unknown sno (each a new one)', url: apiUrl, expectStatus: 404, requests: sequence(() => `/query?sno=${unknown++}`) })
@@ -338,7 +379,7 @@ async function main (): Promise<void> {
   const fake = await scenario(db, fakeTarget)
   // The same request one at a time: its own latency, without queueing behind nine others.
   const fakeAlone = await withConnections(1, async () => await scenario(db, { ...fakeTarget, name: '/fake?num=100 (1 connection)' }))
-  rows.push(unknownRow, repeatedRow, fake, fakeAlone)
+  rows.push(unknownRow, repeatedRow, fake, fakeAlone, await fakeTransactionAlone(db))
   for (const row of rows.slice(1)) {
     row.ratio = row.reqPerSec / ceilingRow.reqPerSec
     row.p99Ratio = row.p99 / Math.max(ceilingRow.p99, 1)
