@@ -83,6 +83,11 @@ export function serverOptions (config: Config, logStream?: Writable): FastifyHtt
     // Longer than nginx's upstream keepalive_timeout (60 s), so that nginx always closes first;
     // the request timeout is shorter than nginx's proxy_read_timeout (35 s), so the API answers first.
     keepAliveTimeout: config.server.keepAliveTimeoutMs,
+    // While draining, a request that arrives on a connection already open (nginx reuses its
+    // upstream connections) is answered as usual, with Connection: close, rather than refused
+    // with a 503 that nginx would pass on during every PM2 reload. MySQL and Redis stay open until
+    // the last connection has closed.
+    return503OnClosing: false,
     requestTimeout: config.server.requestTimeoutMs,
     connectionTimeout: config.server.requestTimeoutMs + 5000,
     // The API takes no bodies (nginx: client_max_body_size 16k) and small headers (8 KiB, as nginx).

@@ -125,7 +125,7 @@ t.test('pm2 reload under load drops no request', async (t) => {
   const result = await load
   t.ok(result.requests.total > 1000, `${result.requests.total} requests during the reload`)
   t.equal(result.errors, 0, 'no connection errors')
-  t.equal(result.non2xx, 0, 'no non-2xx answers')
+  t.equal(result.non2xx, 0, `no non-2xx answers (by status: ${JSON.stringify(result.statusCodeStats)})`)
   t.equal(result.timeouts, 0, 'no timeouts')
   t.comment(`reload under load: ${result.requests.total} requests, ${result.errors} errors, ${result.non2xx} non-2xx, p99 ${result.latency.p99} ms, max ${result.latency.max} ms`)
 })
