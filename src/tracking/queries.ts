@@ -71,7 +71,3 @@ export async function findTrackingRowsMany (db: Db, snos: readonly number[]): Pr
   for (const group of found.values()) group.sort(byTime)
   return found
 }
-
-export async function findTrackingRows (db: Db, sno: number): Promise<TrackingRow[]> {
-  return (await findTrackingRowsMany(db, [sno])).get(sno) ?? []
-}

@@ -29,7 +29,7 @@ export class TrackingService {
   private readonly rows: Batcher<number, TrackingRow[]>
 
   constructor (
-    private readonly db: Db,
+    db: Db,
     private readonly hubs: HubDirectory,
     private readonly cache: TrackingCache,
     private readonly options: { piiMask: boolean, notFoundTtlMs: number },

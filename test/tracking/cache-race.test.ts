@@ -5,7 +5,7 @@ import { clearKeys } from '../helpers/redis.js'
 import { insertKnownOrder } from '../helpers/orders.js'
 import { trackingService } from '../helpers/tracking.js'
 import { eventually } from '../helpers/app.js'
-import { findTrackingRows } from '../../src/tracking/queries.js'
+import { findTrackingRowsMany } from '../../src/tracking/queries.js'
 
 const config = testConfig('tracking_cache_race')
 const { db } = await freshDatabase(t, config)
@@ -17,7 +17,7 @@ t.test('a fill that read before a write is refused (deterministic interleaving)'
   const order = await insertKnownOrder(db)
   const seen = await cache.read(order.sno)
   t.equal(seen?.body, null, 'a miss')
-  const oldRows = await findTrackingRows(db, order.sno)
+  const oldRows = (await findTrackingRowsMany(db, [order.sno])).get(order.sno)
   // The write commits and invalidates between the reader's read and its fill.
   await db.updateTable('recipients').set({ name: '新名字' }).where('id', '=', order.recipientId).execute()
   await service.invalidate([order.sno])
