@@ -88,7 +88,6 @@ t.test('S3 down when the run starts: retried with backoff, lands when S3 returns
 t.test('a 100k-order export: S3 stopped and restarted mid-upload, bounded memory, no stray uploads', async (t) => {
   await bulkLoadOrders(db, { count: 99_700, seed: 6, batchSize: 5000 })
   // Level 0 makes the object ~7 MB, so that it goes up as a real multipart upload (5 MiB parts).
-  const r = await runner({ gzipLevel: 0 })
   const slot = schedule.latest(new Date('2026-11-25T01:00:00Z'))
 
   // Live heap (after a full GC) sampled while work runs, against the same rows held at once.
@@ -111,18 +110,27 @@ t.test('a 100k-order export: S3 stopped and restarted mid-upload, bounded memory
   }
   const allAtOnce = await heapGrowth(async () => await db.selectFrom('orders').select(['sno', 'status', 'location_id', 'estimated_delivery', 'last_event_at']).execute())
 
-  let outcome: Awaited<ReturnType<ReportRunner['run']>> | undefined
+  // The runner's client stops S3 (SIGKILL) right before it sends the first part: the multipart
+  // upload has been created and is pending, whatever the machine's speed. S3 comes back a second
+  // later; the part fails meanwhile and the run's retries carry it through.
+  const runnerS3 = createS3Client(config.s3)
+  t.teardown(() => runnerS3.destroy())
   let partsSeen = 0
+  let restarted: Promise<void> | undefined
+  runnerS3.middlewareStack.add((next, context) => async (args) => {
+    if (restarted === undefined && context.commandName === 'UploadPartCommand') {
+      partsSeen = (await s3server.pendingUploads(bucket)).length
+      await s3server.stop()
+      restarted = new Promise((resolve) => setTimeout(resolve, 1000)).then(async () => await s3server.start())
+    }
+    return await next(args)
+  }, { step: 'initialize', name: 'stopS3BeforeFirstPart' })
+  const r = await runner({ gzipLevel: 0, s3: runnerS3 })
+
+  let outcome: Awaited<ReturnType<ReportRunner['run']>> | undefined
   const streamed = await heapGrowth(async () => {
-    const run = r.run(slot)
-    // Wait for the multipart upload to begin, then take S3 away (SIGKILL) for a second.
-    const deadline = Date.now() + 20_000
-    while ((await s3server.pendingUploads(bucket)).length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5))
-    partsSeen = (await s3server.pendingUploads(bucket)).length
-    await s3server.stop()
-    await new Promise((resolve) => setTimeout(resolve, 1000))
-    await s3server.start()
-    outcome = await run
+    outcome = await r.run(slot)
+    await restarted
   })
   if (outcome === undefined) throw new Error('no outcome')
 
