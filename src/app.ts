@@ -20,11 +20,15 @@ import { trackingRoutes } from './tracking/routes.js'
 import { FakeOrders } from './orders/service.js'
 import { fakeRoutes } from './orders/routes.js'
 import { reportRoutes } from './reports/routes.js'
+import { Writer } from './writes/writer.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** /query lookups, and the invalidation every writer of orders calls after commit. */
     tracking: TrackingService
+    /** The one write path for orders and events (src/writes/writer.ts). */
+    writer: Writer
+    hubs: HubDirectory
   }
 }
 
@@ -124,10 +128,16 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
     : undefined
   const hubs = new HubDirectory(database.db)
   const tracking = new TrackingService(database.db, hubs, cache, { piiMask: config.piiMask, notFoundTtlMs: config.cache.notFoundTtlSeconds * 1000 }, near)
-  const fake = new FakeOrders(database.db, hubs, tracking, config.fakeSeed)
+  const writer = new Writer(database.db, {
+    hubExists: async (id) => await hubs.has(id),
+    afterCommit: async (snos) => { await tracking.invalidate(snos) }
+  })
+  const fake = new FakeOrders(writer, hubs, config.fakeSeed)
   const requests = new SharedCounter(guard, 'all')
   const notFound = new SharedCounter(guard, 'nf')
   app.decorate('tracking', tracking)
+  app.decorate('writer', writer)
+  app.decorate('hubs', hubs)
 
   // Give Redis a moment to connect so the first requests already use the cache; start without it otherwise.
   app.addHook('onReady', async () => { await guard.waitUntilReady(1000) })

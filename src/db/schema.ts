@@ -38,6 +38,13 @@ export interface OrderTable {
   created_at: Date
   /** Time of the newest event. */
   last_event_at: Date
+  /** Time of the event that set `status` (see src/writes/status-rule.ts). */
+  status_at: Date
+  /** Committed changes of this order so far (the `seq` of its newest change_log row). */
+  change_seq: Generated<number>
+  sender_location_id: number | null
+  receiver_location_id: number | null
+  reference: string | null
   updated_at: Timestamp
 }
 
@@ -47,6 +54,35 @@ export interface TrackingEventTable {
   status: TrackingStatus
   location_id: number
   occurred_at: Date
+  /** The id the source gave the event (unique per parcel); null for generated demo events. */
+  event_id: string | null
+  vehicle_id: string | null
+  created_at: Timestamp
+}
+
+export interface ChangeLogTable {
+  id: Generated<number>
+  sno: number
+  /** Per-order sequence: 1 for the order's creation, then one more per change. */
+  seq: number
+  kind: string
+  /** JSON. */
+  payload: string
+  created_at: Timestamp
+}
+
+export interface ChangeRelayTable {
+  name: string
+  last_id: number
+  updated_at: Timestamp
+}
+
+export interface IdempotencyKeyTable {
+  scope: string
+  idem_key: string
+  request_hash: string
+  status_code: number | null
+  response: string | null
   created_at: Timestamp
 }
 
@@ -55,6 +91,9 @@ export interface Database {
   recipients: RecipientTable
   orders: OrderTable
   tracking_events: TrackingEventTable
+  change_log: ChangeLogTable
+  change_relay: ChangeRelayTable
+  idempotency_keys: IdempotencyKeyTable
 }
 
 export type Location = Selectable<LocationTable>

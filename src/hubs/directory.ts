@@ -28,6 +28,13 @@ export class HubDirectory {
     return this.byId
   }
 
+  /** Whether a hub with this id exists (an unknown id re-reads the table at most once a second). */
+  async has (id: number): Promise<boolean> {
+    if (!this.byId.has(id) && Date.now() - this.loadedAt > 1000) await this.reload()
+    else if (Date.now() - this.loadedAt > this.maxAgeMs) await this.reload()
+    return this.byId.has(id)
+  }
+
   private async reload (): Promise<void> {
     this.loading ??= listHubs(this.db).then((hubs) => {
       this.list = hubs

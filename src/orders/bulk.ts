@@ -2,7 +2,7 @@ import { sql } from 'kysely'
 import type { Db } from '../infra/db.js'
 import { listHubs } from '../hubs/hubs.js'
 import { OrderGenerator } from './generator.js'
-import { autoIncrementStep, insertOrders } from './store.js'
+import { Writer } from '../writes/writer.js'
 
 export interface BulkLoadOptions {
   count: number
@@ -16,13 +16,14 @@ export interface BulkLoadOptions {
 
 /**
  * Loads demo orders fast: orders are made in batches while earlier batches are being written,
- * each batch is one transaction of three multi-row INSERTs.
+ * each batch is one transaction of the write path (a multi-row INSERT per table).
  */
 export async function bulkLoadOrders (db: Db, options: BulkLoadOptions): Promise<{ orders: number, events: number }> {
   const { count, batchSize = 2000, concurrency = 2, now = new Date() } = options
   const hubs = await listHubs(db)
   if (hubs.length < 3) throw new Error('No hubs loaded: run the hub seed first')
-  const idStep = await autoIncrementStep(db)
+  // Nothing is cached for orders that do not exist yet, and every hub comes from the table.
+  const writer = new Writer(db, { hubExists: async () => true })
   const generator = new OrderGenerator(options.seed)
 
   let done = 0
@@ -36,7 +37,7 @@ export async function bulkLoadOrders (db: Db, options: BulkLoadOptions): Promise
       // The rows reference hubs and orders made in the same batch; the checks would only re-read them.
       await sql`SET SESSION foreign_key_checks = 0, unique_checks = 0`.execute(conn)
       try {
-        await conn.transaction().execute(async (trx) => { await insertOrders(trx, drafts, { idStep }) })
+        await conn.transaction().execute(async (trx) => { await writer.createOrders(drafts, trx) })
       } finally {
         await sql`SET SESSION foreign_key_checks = 1, unique_checks = 1`.execute(conn)
       }

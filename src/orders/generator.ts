@@ -10,6 +10,8 @@ export interface RecipientDraft {
 export interface OrderDraft {
   recipient: RecipientDraft
   timeline: Timeline
+  /** The sender's own reference for the parcel (POST /orders). */
+  reference?: string
 }
 
 /**

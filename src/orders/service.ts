@@ -1,20 +1,17 @@
-import type { Db } from '../infra/db.js'
 import { unavailable } from '../http/errors.js'
 import type { HubDirectory } from '../hubs/directory.js'
-import type { TrackingService } from '../tracking/service.js'
 import type { OrderGenerator } from './generator.js'
 import type { FakeResponseBody } from './schemas.js'
-import { autoIncrementStep, insertOrders } from './store.js'
+import type { Writer } from '../writes/writer.js'
 
 export const FAKE_DEFAULT = 10
 export const FAKE_MAX = 100
 
-/** Creates demo orders: all of them in one transaction, caches invalidated after commit. */
+/** Creates demo orders through the write path: all of them in one transaction. */
 export class FakeOrders {
   constructor (
-    private readonly db: Db,
+    private readonly writer: Writer,
     private readonly hubs: HubDirectory,
-    private readonly tracking: TrackingService,
     private readonly seed: number | undefined
   ) {}
 
@@ -26,9 +23,7 @@ export class FakeOrders {
     if (hubs.length < 3) throw unavailable('HUBS_MISSING', 'No logistics centres are loaded; run npm run db:seed', 60)
     const generator = await (this.generator ??= import('./generator.js').then(({ OrderGenerator }) => new OrderGenerator(this.seed)))
     const drafts = Array.from({ length: count }, () => generator.draft(hubs, now))
-    const idStep = await autoIncrementStep(this.db)
-    const snos = await this.db.transaction().execute(async (trx) => await insertOrders(trx, drafts, { idStep }))
-    await this.tracking.invalidate(snos)
+    const snos = await this.writer.createOrders(drafts)
 
     return {
       data: drafts.map(({ timeline }, i) => {

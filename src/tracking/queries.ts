@@ -4,6 +4,9 @@ import type { TrackingStatus } from './statuses.js'
 
 export interface TrackingRow {
   sno: number
+  /** The order's current status and hub (the monotonic rule's result, kept on the order row). */
+  order_status: TrackingStatus
+  order_location_id: number
   estimated_delivery: string
   recipient_id: number
   recipient_name: string
@@ -23,6 +26,8 @@ export function trackingStatementSql (db: Db, count = 1): string {
     .innerJoin('tracking_events as e', 'e.order_sno', 'o.sno')
     .select([
       'o.sno',
+      'o.status as order_status',
+      'o.location_id as order_location_id',
       'o.estimated_delivery',
       'r.id as recipient_id',
       'r.name as recipient_name',

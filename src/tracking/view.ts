@@ -8,17 +8,17 @@ const UNKNOWN_HUB = { title: '', address: '', timezone: 'UTC' }
 /** Rows of one order (oldest event first) and the hubs they name, as the documented /query answer. */
 export function toTrackingResponse (rows: readonly TrackingRow[], hubs: ReadonlyMap<number, Location>): TrackingResponseBody {
   const first = rows[0]
-  const newest = rows[rows.length - 1]
   // Event hubs come from the locations table when events are written; the directory re-reads the
   // table for an id it lacks, and an id that is still unknown shows with an empty title.
   const hub = (id: number): Pick<Location, 'title' | 'address' | 'timezone'> => hubs.get(id) ?? UNKNOWN_HUB
-  const current = hub(newest.location_id)
+  // The status is the order row's: a late event is in the timeline without moving it.
+  const current = hub(first.order_location_id)
   return {
     sno: String(first.sno),
-    tracking_status: newest.status,
+    tracking_status: first.order_status,
     estimated_delivery: first.estimated_delivery,
     current_location: {
-      location_id: newest.location_id,
+      location_id: first.order_location_id,
       title: current.title,
       address: current.address
     },

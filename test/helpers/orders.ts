@@ -36,6 +36,7 @@ export async function insertKnownOrder (db: Db, options: {
       estimated_delivery: options.estimatedDelivery ?? '2023-12-02',
       created_at: new Date(events[0].at),
       last_event_at: new Date(last.at),
+      status_at: new Date(last.at),
       updated_at: new Date()
     }).executeTakeFirstOrThrow()
     const sno = Number(o.insertId)

@@ -95,7 +95,7 @@ t.test('in production /fake needs the admin token', async (t) => {
 })
 
 t.test('ids are right whatever the AUTO_INCREMENT settings', async (t) => {
-  const { insertOrders } = await import('../../src/orders/store.js')
+  const { insertOrders } = await import('../../src/writes/sql.js')
   const { OrderGenerator } = await import('../../src/orders/generator.js')
   const hubs = await db.selectFrom('locations').selectAll().execute()
   const generator = new OrderGenerator(5)

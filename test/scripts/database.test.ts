@@ -50,7 +50,8 @@ t.test('the event-table migration goes down and up again, leaving the table as l
     WHERE TABLE_SCHEMA = ${config.db.database} AND TABLE_NAME = 'tracking_events' AND REFERENCED_TABLE_NAME IS NOT NULL`.execute(handle.db)).rows.map((r) => r.ref)
   const lean = async (label: string): Promise<void> => {
     const now = await indexes()
-    t.same([...now.keys()].sort(), ['PRIMARY', 'idx_tracking_events_id'], `${label}: the primary key and the id index only`)
+    t.same([...now.keys()].sort(), ['PRIMARY', 'idx_tracking_events_id', 'uq_tracking_events_source_id'], `${label}: the primary key, the id index and the source-id index only`)
+    t.equal(now.get('uq_tracking_events_source_id'), true, `${label}: a source's event id is unique per parcel`)
     t.equal(now.get('idx_tracking_events_id'), false, `${label}: the id index is not unique`)
     t.notOk((await referenced()).includes('locations'), `${label}: no hub foreign key`)
   }

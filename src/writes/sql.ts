@@ -1,7 +1,7 @@
 import { CompiledQuery, sql, type Transaction } from 'kysely'
 import type { Database } from '../db/schema.js'
 import type { Db } from '../infra/db.js'
-import type { OrderDraft } from './generator.js'
+import type { OrderDraft } from '../orders/generator.js'
 
 export interface InsertOptions {
   /**
@@ -27,7 +27,7 @@ export async function autoIncrementStep (db: Db): Promise<number> {
   return await known
 }
 
-type Executor = Transaction<Database> | Db
+export type Executor = Transaction<Database> | Db
 
 async function insertReturningIds (
   count: number,
@@ -47,8 +47,9 @@ async function insertReturningIds (
 }
 
 /**
- * Writes recipients, orders (with their current status, hub and newest event time) and every
- * event in one multi-row statement each, on the given executor. Call it inside a transaction.
+ * Writes recipients, orders (with their current status, hub and newest event time), every event
+ * and each order's `order.created` change, in one multi-row statement each, on the given
+ * executor. Call it inside a transaction (src/writes/writer.ts does).
  */
 export async function insertOrders (trx: Executor, drafts: readonly OrderDraft[], options: InsertOptions): Promise<number[]> {
   const recipientIds = await insertReturningIds(
@@ -58,10 +59,11 @@ export async function insertOrders (trx: Executor, drafts: readonly OrderDraft[]
     async (i) => await insertRows(trx, 'recipients', RECIPIENT_COLUMNS, recipientValues(drafts[i].recipient))
   )
   const orderValues = (i: number): unknown[] => {
-    const { events, estimatedDelivery } = drafts[i].timeline
+    const { events, estimatedDelivery, route } = drafts[i].timeline
     const first = events[0]
     const last = events[events.length - 1]
-    return [recipientIds[i], last.status, last.hub.id, estimatedDelivery, first.occurredAt, last.occurredAt]
+    return [recipientIds[i], last.status, last.hub.id, estimatedDelivery, first.occurredAt, last.occurredAt, last.occurredAt, 1,
+      route.sender.id, route.receiver.id, drafts[i].reference ?? null]
   }
   const snos = await insertReturningIds(
     drafts.length,
@@ -70,16 +72,27 @@ export async function insertOrders (trx: Executor, drafts: readonly OrderDraft[]
     async (i) => await insertRows(trx, 'orders', ORDER_COLUMNS, orderValues(i))
   )
   const events: unknown[] = []
+  const changes: unknown[] = []
   for (const [i, { timeline }] of drafts.entries()) {
-    for (const event of timeline.events) events.push(snos[i], event.status, event.hub.id, event.occurredAt)
+    for (const event of timeline.events) events.push(snos[i], event.status, event.hub.id, event.occurredAt, null, null)
+    const last = timeline.events[timeline.events.length - 1]
+    changes.push(snos[i], 1, 'order.created', JSON.stringify({
+      tracking_status: last.status,
+      location_id: last.hub.id,
+      occurred_at: last.occurredAt.toISOString(),
+      events: timeline.events.length
+    }))
   }
   if (events.length > 0) await insertRows(trx, 'tracking_events', EVENT_COLUMNS, events)
+  if (changes.length > 0) await insertRows(trx, 'change_log', CHANGE_COLUMNS, changes)
   return snos
 }
 
 const RECIPIENT_COLUMNS = ['name', 'address', 'phone'] as const
-const ORDER_COLUMNS = ['recipient_id', 'status', 'location_id', 'estimated_delivery', 'created_at', 'last_event_at'] as const
-const EVENT_COLUMNS = ['order_sno', 'status', 'location_id', 'occurred_at'] as const
+const ORDER_COLUMNS = ['recipient_id', 'status', 'location_id', 'estimated_delivery', 'created_at', 'last_event_at', 'status_at', 'change_seq',
+  'sender_location_id', 'receiver_location_id', 'reference'] as const
+export const EVENT_COLUMNS = ['order_sno', 'status', 'location_id', 'occurred_at', 'event_id', 'vehicle_id'] as const
+export const CHANGE_COLUMNS = ['sno', 'seq', 'kind', 'payload'] as const
 
 const recipientValues = ({ name, address, phone }: OrderDraft['recipient']): unknown[] => [name, address, phone]
 
@@ -88,7 +101,7 @@ const recipientValues = ({ name, address, phone }: OrderDraft['recipient']): unk
  * Kysely's syntax tree (a node per value) cost more than the insert itself. Table and column
  * names are the constants above; every value is a bound parameter.
  */
-async function insertRows (trx: Executor, table: keyof Database, columns: readonly string[], values: unknown[]): Promise<{ insertId?: bigint }> {
+export async function insertRows (trx: Executor, table: keyof Database, columns: readonly string[], values: unknown[]): Promise<{ insertId?: bigint }> {
   const row = `(${columns.map(() => '?').join(', ')}), `
   const statement = `INSERT INTO ${table} (${columns.join(', ')}) VALUES ${row.repeat(values.length / columns.length).slice(0, -2)}`
   return await trx.executeQuery(CompiledQuery.raw(statement, values))
