@@ -8,11 +8,10 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Config } from './config.js'
 import { LazyChildLogger, loggerOptions } from './logger.js'
 import { createDatabase } from './infra/db.js'
-import { createRedis, RedisGuard } from './infra/redis.js'
 import { badRequest, registerErrorHandling, unavailable } from './http/errors.js'
 import { healthRoutes } from './http/health.js'
 import { NotFoundLimiter, RequestLimiter, SharedCounter } from './http/rate-limit.js'
-import { TrackingCache } from './tracking/cache.js'
+import { createTrackingCache, startCacheRelay } from './tracking/cache-setup.js'
 import { TrackingService } from './tracking/service.js'
 import { NearCache } from './tracking/near-cache.js'
 import { HubDirectory } from './hubs/directory.js'
@@ -116,13 +115,7 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   const app = Fastify(serverOptions(config, options.logStream)).withTypeProvider<TypeBoxTypeProvider>()
 
   const database = createDatabase(config.db)
-  const redis = createRedis(config.redis, app.log)
-  const guard = new RedisGuard(redis, app.log)
-  const cache = new TrackingCache(guard, app.log, {
-    ttlSeconds: config.cache.ttlSeconds,
-    notFoundTtlSeconds: config.cache.notFoundTtlSeconds,
-    variant: config.piiMask ? ':masked' : ''
-  })
+  const { guard, cache, epoch, close: closeCache } = createTrackingCache(config, app.log)
   const near = config.cache.nearEntries > 0
     ? new NearCache({ url: config.redis.url, prefix: `${config.redis.keyPrefix}track:v1`, maxEntries: config.cache.nearEntries, ttlMs: config.cache.nearTtlSeconds * 1000 }, app.log)
     : undefined
@@ -140,7 +133,13 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   app.decorate('hubs', hubs)
 
   // Give Redis a moment to connect so the first requests already use the cache; start without it otherwise.
-  app.addHook('onReady', async () => { await guard.waitUntilReady(1000) })
+  app.addHook('onReady', async () => {
+    await guard.waitUntilReady(1000)
+    await epoch.ready(1000)
+  })
+  // Replays committed changes whose invalidation may not have landed (a crash, Redis away).
+  let relay: ReturnType<typeof startCacheRelay> | undefined
+  app.addHook('onReady', async () => { relay = startCacheRelay(config, app.log, async (snos) => await tracking.invalidate(snos)) })
   // While draining, close keep-alive connections as soon as they fall idle (Node closes only
   // those idle at the start), so the process exits once the last in-flight request is answered.
   let drain: NodeJS.Timeout | undefined
@@ -152,9 +151,9 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
     requests.close()
     notFound.close()
     await near?.close()
-    await cache.close()
+    await relay?.close()
     await database.close()
-    redis.disconnect()
+    closeCache()
   })
 
   // No route takes a body: whatever is sent is drained unread (nginx caps it at 16 KiB), so a

@@ -50,6 +50,10 @@ export interface Config {
     nearEntries: number
     nearTtlSeconds: number
   }
+  relay: {
+    /** How often the change relay looks for changes whose invalidation may not have landed. */
+    intervalMs: number
+  }
   s3: {
     bucket: string
     endpoint: string | undefined
@@ -275,6 +279,9 @@ export function loadConfig (env: Env = process.env): Config {
       notFoundTtlSeconds: read.int('CACHE_NOT_FOUND_TTL_SECONDS', 60, 0, 86_400),
       nearEntries: read.int('NEAR_CACHE_ENTRIES', 10_000, 0, 1_000_000),
       nearTtlSeconds: read.int('NEAR_CACHE_TTL_SECONDS', 60, 1, 86_400)
+    },
+    relay: {
+      intervalMs: read.int('CHANGE_RELAY_INTERVAL_MS', 250, 10, 60_000)
     },
     s3: {
       bucket: s3Bucket ?? 'logistics-reports',

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import type { FastifyBaseLogger as Logger } from 'fastify'
 import type { RedisGuard } from '../infra/redis.js'
@@ -13,19 +14,36 @@ export interface CachedTracking {
   generation: string
 }
 
-// Fill each order only if no write has happened since its reader took the generation. Keys come
-// in pairs (body, generation), arguments in threes (generation read, body, TTL). An order whose
-// generation cannot be read (a key of the wrong type) is not filled; the others still are.
+// Reads bodies and generations; an order without a generation gets a fresh token (its reader
+// then holds that token, so its fill can land). Keys come in pairs (body, generation); ARGV:
+// token prefix, generation TTL. A token that cannot be written (Redis at maxmemory) reads as ''
+// and that reader does not fill.
+const READ = `
+local out = {}
+for n = 1, #KEYS / 2 do
+  local body = redis.call('GET', KEYS[2 * n - 1])
+  local gen = redis.pcall('GET', KEYS[2 * n])
+  if type(gen) == 'table' then
+    gen = ''
+  elseif not gen then
+    gen = ARGV[1] .. n
+    local set = redis.pcall('SET', KEYS[2 * n], gen, 'EX', ARGV[2])
+    if type(set) == 'table' and set.err then gen = '' end
+  end
+  out[2 * n - 1] = body
+  out[2 * n] = gen
+end
+return out`
+
+// Fill each order only if its generation is still the token its reader saw: any write since
+// deleted it, and tokens never repeat, so a read from before a write can never land (not even
+// after the generation was evicted, expired or flushed). Keys come in pairs (body, generation),
+// arguments in threes (generation read, body, TTL).
 const STORE_IF_UNCHANGED = `
 local stored = {}
 for n = 1, #KEYS / 2 do
   local current = redis.pcall('GET', KEYS[2 * n])
-  if type(current) == 'table' and current.err then
-    current = nil
-  elseif current == false then
-    current = ''
-  end
-  if current ~= nil and current == ARGV[3 * n - 2] then
+  if type(current) == 'string' and current ~= '' and current == ARGV[3 * n - 2] then
     redis.call('SET', KEYS[2 * n - 1], ARGV[3 * n - 1], 'EX', ARGV[3 * n])
     stored[n] = 1
   else
@@ -34,19 +52,9 @@ for n = 1, #KEYS / 2 do
 end
 return stored`
 
-// Writers bump each order's generation, then drop its bodies (both variants); readers that
-// started earlier cannot refill. Keys come in threes: body, generation, other variant's body.
-const INVALIDATE = `
-for i = 1, #KEYS, 3 do
-  redis.call('INCR', KEYS[i + 1])
-  redis.call('EXPIRE', KEYS[i + 1], ARGV[1])
-  redis.call('DEL', KEYS[i], KEYS[i + 2])
-end
-return #KEYS / 3`
-
 interface CacheCommands {
+  readTracking: (numberOfKeys: number, ...keysThenArgs: Array<string | number>) => Promise<Array<string | null>>
   storeIfUnchanged: (numberOfKeys: number, ...keysThenArgs: Array<string | number>) => Promise<number[]>
-  invalidateOrders: (numberOfKeys: number, ...keysThenTtl: Array<string | number>) => Promise<number>
 }
 
 export interface TrackingCacheOptions {
@@ -63,20 +71,22 @@ interface Fill {
   ttl: number
 }
 
-/** The most invalidations remembered while Redis is away; past that, the namespace is cleared. */
-const MAX_PENDING = 100_000
+// Generation tokens: unique per process (random prefix) and per read (counter).
+const TOKEN_PREFIX = randomBytes(6).toString('base64url')
+let tokenCounter = 0
 
 /**
  * Cache-aside store for /query answers: `track:v1:{sno}` holds the serialized body for
- * CACHE_TTL_SECONDS, `track:v1:{sno}:gen` counts the order's writes. The hash tag keeps both
- * keys in one slot should the cache move to Redis Cluster; the batched commands (the lookups and
- * fills of one turn, the invalidations of one write) would then be split by slot.
+ * CACHE_TTL_SECONDS; `gen:v2:{sno}` holds a token that every write deletes (its own prefix, so
+ * that the near cache, which watches `track:v1`, is not told of tokens being made). The hash
+ * tag keeps an order's keys in one slot should the cache move to Redis Cluster.
+ *
+ * Invalidation is a plain DEL of an order's keys: Redis runs it even at maxmemory. The writer
+ * sends it right after commit; should it not land (Redis away, a crash), the change relay
+ * replays it from the change log (src/writes/change-relay.ts). A restarted or flushed Redis is
+ * noticed by its boot marker (src/tracking/cache-epoch.ts) and nothing from before is served.
  */
 export class TrackingCache {
-  private readonly pending = new Set<number>()
-  private overflowed = false
-  private retry: NodeJS.Timeout | undefined
-  private closed = false
   // Lookups and fills of one event-loop turn go to Redis as one command each.
   private readonly reads = new Batcher<number, CachedTracking | undefined>(async (snos) => await this.readMany(snos), undefined)
   private readonly fills = new Batcher<Fill, boolean>(async (fills) => await this.storeMany(fills), false)
@@ -84,14 +94,15 @@ export class TrackingCache {
   constructor (
     private readonly guard: RedisGuard,
     private readonly logger: Logger,
-    private readonly options: TrackingCacheOptions
+    private readonly options: TrackingCacheOptions,
+    /** Whether what Redis holds may be trusted now (false until a restart check has passed). */
+    private readonly trusted: () => boolean = () => true
   ) {
     const redis = guard.redis as Redis & Partial<CacheCommands>
     if (redis.storeIfUnchanged === undefined) {
+      redis.defineCommand('readTracking', { lua: READ })
       redis.defineCommand('storeIfUnchanged', { lua: STORE_IF_UNCHANGED })
-      redis.defineCommand('invalidateOrders', { lua: INVALIDATE })
     }
-    guard.redis.on('ready', () => { this.flushPending().catch(() => {}) })
   }
 
   private get commands (): Redis & CacheCommands {
@@ -103,10 +114,10 @@ export class TrackingCache {
   }
 
   generationKey (sno: number): string {
-    return `track:v1:{${sno}}:gen`
+    return `gen:v2:{${sno}}`
   }
 
-  /** The body and the generation (one MGET per turn for all lookups). `undefined` when Redis is unavailable. */
+  /** The body and the generation (one script call per turn for all lookups). `undefined` when Redis is unavailable or not yet trusted. */
   async read (sno: number): Promise<CachedTracking | undefined> {
     return await this.reads.load(sno)
   }
@@ -121,9 +132,11 @@ export class TrackingCache {
   private async readMany (snos: number[]): Promise<Map<number, CachedTracking>> {
     const keys: string[] = []
     for (const sno of snos) keys.push(this.bodyKey(sno), this.generationKey(sno))
-    const values = await this.guard.attempt(async (redis) => await redis.mget(keys))
     const found = new Map<number, CachedTracking>()
-    if (values === undefined) return found
+    if (!this.trusted()) return found
+    const token = `${TOKEN_PREFIX}.${(tokenCounter++).toString(36)}.`
+    const values = await this.guard.attempt(async () => await this.commands.readTracking(keys.length, ...keys, token, this.generationTtl))
+    if (values === undefined || !this.trusted()) return found
     for (const [i, sno] of snos.entries()) found.set(sno, { body: values[2 * i], generation: values[2 * i + 1] ?? '' })
     return found
   }
@@ -140,60 +153,18 @@ export class TrackingCache {
   }
 
   /**
-   * Call after the write has committed. Tried twice at once; what still cannot reach Redis is
-   * kept and sent again every half second until it gets through, so that no answer from
-   * before the write outlives a Redis outage or a slow moment.
+   * Call after the write has committed: drops the orders' bodies (both variants) and
+   * generations in one DEL. False when Redis could not be reached; the change relay sends it
+   * again from the change log.
    */
-  async invalidate (snos: readonly number[]): Promise<void> {
-    if (snos.length === 0) return
-    if (await this.send(snos) || await this.send(snos)) return
-    this.defer(snos)
-  }
-
-  private async send (snos: readonly number[]): Promise<boolean> {
-    // One script call for the whole write (one order, or the 100 of a /fake). On Redis Cluster
-    // this would be split by slot; the {sno} hash tags already keep each order's keys together.
-    const keys = snos.flatMap((sno) => [this.bodyKey(sno), this.generationKey(sno), this.otherVariantKey(sno)])
-    const done = await this.guard.attempt(async () => {
-      await this.commands.invalidateOrders(keys.length, ...keys, this.generationTtl)
+  async invalidate (snos: readonly number[]): Promise<boolean> {
+    if (snos.length === 0) return true
+    const keys = snos.flatMap((sno) => [this.bodyKey(sno), this.otherVariantKey(sno), this.generationKey(sno)])
+    const done = await this.guard.attempt(async (redis) => {
+      await redis.del(...keys)
       return true
     })
     return done === true
-  }
-
-  private defer (snos: readonly number[]): void {
-    const first = this.pending.size === 0
-    for (const sno of snos) this.pending.add(sno)
-    if (this.pending.size > MAX_PENDING) {
-      this.pending.clear()
-      this.overflowed = true
-    }
-    if (first) this.logger.warn({ orders: snos.length }, 'cache invalidation deferred: redis did not answer; retrying')
-    this.scheduleRetry()
-  }
-
-  private scheduleRetry (): void {
-    if (this.closed) return
-    this.retry ??= setTimeout(() => {
-      this.retry = undefined
-      this.flushPending().catch(() => {})
-    }, 500).unref()
-  }
-
-  /**
-   * On shutdown: one last attempt at what is still deferred. What cannot be sent is logged at
-   * error level with the orders concerned: their cached answers may outlive the write until
-   * their TTL, and an operator can delete those keys.
-   */
-  async close (): Promise<void> {
-    this.closed = true
-    clearTimeout(this.retry)
-    if (this.pending.size === 0) return
-    const snos = [...this.pending]
-    this.pending.clear()
-    if (!await this.send(snos)) {
-      this.logger.error({ orders: snos.slice(0, 1000), count: snos.length }, 'cache invalidations lost at shutdown: these orders may show answers older than their last write until the cache TTL')
-    }
   }
 
   private get generationTtl (): number {
@@ -203,37 +174,5 @@ export class TrackingCache {
 
   private otherVariantKey (sno: number): string {
     return `track:v1${this.options.variant === '' ? ':masked' : ''}:{${sno}}`
-  }
-
-  private async flushPending (): Promise<void> {
-    if (this.overflowed) {
-      this.overflowed = false
-      await this.clearNamespace()
-    }
-    if (this.pending.size === 0) return
-    const snos = [...this.pending]
-    this.pending.clear()
-    if (await this.send(snos)) this.logger.info({ orders: snos.length }, 'deferred cache invalidations sent')
-    else this.defer(snos)
-  }
-
-  /** Drops every cached answer (not the generations); used when too many invalidations were lost. */
-  private async clearNamespace (): Promise<void> {
-    const redis = this.guard.redis
-    const prefix = redis.options.keyPrefix ?? ''
-    try {
-      let cursor = '0'
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}track:v1*`, 'COUNT', 1000)
-        cursor = next
-        const bodies = keys.filter((k) => !k.endsWith(':gen')).map((k) => k.slice(prefix.length))
-        if (bodies.length > 0) await redis.unlink(...bodies)
-      } while (cursor !== '0')
-      this.logger.warn('cache namespace cleared after a long redis outage')
-    } catch (err) {
-      this.overflowed = true
-      this.logger.error({ err }, 'could not clear the cache namespace; will retry')
-      this.scheduleRetry()
-    }
   }
 }

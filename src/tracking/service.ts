@@ -55,8 +55,9 @@ export class TrackingService {
 
     // Without Redis there is no generation to guard a fill with, nor to tell whether a read under
     // way began before a write elsewhere: read on its own, and do not fill.
+    // A generation that could not be made (Redis at maxmemory) guards nothing either.
     const generation = cached?.generation
-    if (generation === undefined) return await this.load(sno, undefined)
+    if (generation === undefined || generation === '') return await this.load(sno, undefined)
     const flight = this.flights.get(sno)
     if (flight !== undefined && flight.generation === generation) return await flight.promise
 
@@ -79,13 +80,16 @@ export class TrackingService {
     return this.near?.active ?? false
   }
 
-  /** Called after a write to these orders has committed. */
-  async invalidate (snos: readonly number[]): Promise<void> {
+  /**
+   * Called after a write to these orders has committed (and by the change relay). False when
+   * Redis did not take it; the relay then sends it again.
+   */
+  async invalidate (snos: readonly number[]): Promise<boolean> {
     for (const sno of snos) {
       this.flights.delete(sno)
       this.near?.invalidate(sno)
     }
-    await this.cache.invalidate(snos)
+    return await this.cache.invalidate(snos)
   }
 
   private async load (sno: number, generation: string | undefined): Promise<Lookup> {

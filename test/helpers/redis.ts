@@ -38,21 +38,22 @@ export async function clearKeys (t: Test, config: Config): Promise<Redis> {
 /** A private redis-server that a test may kill, freeze (SIGSTOP) and bring back. */
 export class PrivateRedis {
   private child: ChildProcess | undefined
-  constructor (readonly port: number) {}
+  constructor (readonly port: number, private readonly args: readonly string[] = []) {}
 
   get url (): string {
     return `redis://127.0.0.1:${this.port}/0`
   }
 
-  static async start (t: Test): Promise<PrivateRedis> {
-    const redis = new PrivateRedis(await freePort())
+  /** `args` are added to redis-server's command line (they override the defaults: no persistence). */
+  static async start (t: Test, args: readonly string[] = []): Promise<PrivateRedis> {
+    const redis = new PrivateRedis(await freePort(), args)
     await redis.start()
     t.teardown(() => redis.kill())
     return redis
   }
 
   async start (): Promise<void> {
-    this.child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+    this.child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...this.args], { stdio: 'ignore' })
     const deadline = Date.now() + 5000
     while (Date.now() < deadline) {
       const probe = new Redis(this.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })

@@ -34,7 +34,8 @@ t.test('fills of one turn go together, each judged on its own generation', async
   const seen = await Promise.all([a, b, c].map(async (o) => await cache.read(o.sno)))
   // b is written after its read; c's generation key is broken (a wrong type makes GET fail in Redis).
   await service.invalidate([b.sno])
-  await redis.rpush(`${config.redis.keyPrefix}${cache.generationKey(c.sno)}`, 'not-a-counter')
+  await redis.del(`${config.redis.keyPrefix}${cache.generationKey(c.sno)}`)
+  await redis.rpush(`${config.redis.keyPrefix}${cache.generationKey(c.sno)}`, 'not-a-token')
   t.teardown(async () => { await redis.del(`${config.redis.keyPrefix}${cache.generationKey(c.sno)}`) })
   const stored = await Promise.all([a, b, c].map(async (o, i) => await cache.store(o.sno, seen[i]?.generation ?? '', `body-${o.sno}`)))
   t.same(stored, [true, false, false], 'a filled; b refused (written since); c refused (unreadable generation)')

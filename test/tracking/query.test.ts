@@ -122,9 +122,10 @@ t.test('a write invalidates the cached answer after commit', async (t) => {
 
   await database.db.updateTable('recipients').set({ name: '陳美麗' }).where('id', '=', o.recipientId).execute()
   t.equal((await app.inject(`/query?sno=${o.sno}`)).json().recipient.name, '李大同', 'cached until invalidated')
-  const genBefore = await redis.get(`${prefix}track:v1:{${o.sno}}:gen`)
+  const genBefore = await redis.get(`${prefix}gen:v2:{${o.sno}}`)
+  t.ok(genBefore, 'the reader holds a generation token')
   await app.tracking.invalidate([o.sno])
   t.equal(await redis.exists(key), 0, 'body dropped')
-  t.not(await redis.get(`${prefix}track:v1:{${o.sno}}:gen`), genBefore, 'generation moved')
+  t.not(await redis.get(`${prefix}gen:v2:{${o.sno}}`), genBefore, 'generation dropped')
   t.equal((await app.inject(`/query?sno=${o.sno}`)).json().recipient.name, '陳美麗', 'fresh after invalidation')
 })
