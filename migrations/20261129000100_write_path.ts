@@ -61,16 +61,28 @@ export async function up (db: Kysely<any>): Promise<void> {
     updated_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3)
   ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci`.execute(db)
 
+  // Idempotency-Key answers (src/intake/idempotency.ts): keys are case-sensitive (ascii_bin: 'abc'
+  // and 'ABC' are different keys); `owner` marks the request that holds a pending key.
   await sql`CREATE TABLE IF NOT EXISTS idempotency_keys (
-    scope VARCHAR(64) NOT NULL,
-    idem_key VARCHAR(255) NOT NULL,
-    request_hash CHAR(64) NOT NULL,
+    scope VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+    idem_key VARCHAR(255) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+    request_hash CHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+    owner CHAR(32) CHARACTER SET ascii COLLATE ascii_bin NULL,
     status_code SMALLINT UNSIGNED NULL,
     response MEDIUMTEXT NULL,
     created_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
     PRIMARY KEY (scope, idem_key),
     KEY idx_idempotency_keys_created (created_at)
   ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci`.execute(db)
+  // A table made by an earlier draft of this migration: its rows are transient, reshape it.
+  if (!(await columns(db, 'idempotency_keys')).has('owner')) {
+    await sql`DELETE FROM idempotency_keys`.execute(db)
+    await sql`ALTER TABLE idempotency_keys
+      MODIFY scope VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+      MODIFY idem_key VARCHAR(255) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+      MODIFY request_hash CHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+      ADD COLUMN owner CHAR(32) CHARACTER SET ascii COLLATE ascii_bin NULL AFTER request_hash`.execute(db)
+  }
 }
 
 export async function down (db: Kysely<any>): Promise<void> {

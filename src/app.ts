@@ -20,6 +20,8 @@ import { FakeOrders } from './orders/service.js'
 import { fakeRoutes } from './orders/routes.js'
 import { reportRoutes } from './reports/routes.js'
 import { Writer } from './writes/writer.js'
+import { Access } from './http/auth.js'
+import { intakeRoutes } from './intake/routes.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -188,7 +190,9 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
 
   await app.register(healthRoutes, { db: database.db, redis: guard })
   await app.register(trackingRoutes, { tracking, notFound: new NotFoundLimiter(notFound, config.rateLimit.notFoundPerMinute) })
-  await app.register(fakeRoutes, { fake, adminToken: config.adminToken })
-  await app.register(reportRoutes, { s3: config.s3, adminToken: config.adminToken })
+  const access = new Access({ adminToken: config.adminToken, ingestTokens: config.ingestTokens })
+  await app.register(fakeRoutes, { fake, access })
+  await app.register(reportRoutes, { s3: config.s3, access })
+  await app.register(intakeRoutes, { db: database.db, access })
   return app
 }

@@ -76,6 +76,8 @@ export interface Config {
     maxHeapUsedMb: number
   }
   adminToken: string | undefined
+  /** INGEST_TOKENS: carriers' and devices' tokens (orders, events, loading, positions); [] when none. */
+  ingestTokens: string[]
   fakeSeed: number | undefined
   piiMask: boolean
 }
@@ -177,6 +179,30 @@ function readTrustProxy (read: Reader): string | number | boolean {
   return entries.join(',')
 }
 
+/** Tokens travel as `Authorization: Bearer <token>`: printable ASCII without spaces or commas. */
+const TOKEN = /^[\x21-\x2b\x2d-\x7e]+$/
+export const MIN_TOKEN_LENGTH = 16
+
+/**
+ * INGEST_TOKENS: comma-separated tokens for carriers and devices, each at least 16 characters.
+ * Messages name the entry by position, never show a token.
+ */
+function readIngestTokens (read: Reader, adminToken: string | undefined): string[] {
+  const raw = read.raw('INGEST_TOKENS')
+  if (raw === undefined) return []
+  const entries = raw.split(',').map((e) => e.trim())
+  const bad = entries.flatMap((entry, i) => entry.length < MIN_TOKEN_LENGTH || !TOKEN.test(entry) ? [i + 1] : [])
+  if (bad.length > 0) {
+    read.problems.push(`INGEST_TOKENS must be comma-separated tokens of at least ${MIN_TOKEN_LENGTH} printable characters each, without spaces (entry ${bad.join(', ')} of ${entries.length} is not)`)
+    return []
+  }
+  if (adminToken !== undefined && entries.includes(adminToken)) {
+    read.problems.push('INGEST_TOKENS must not contain ADMIN_TOKEN (an ingest token has fewer rights)')
+    return []
+  }
+  return [...new Set(entries)]
+}
+
 /** Report slots are whole minutes: a six-field expression must fire at second 0. */
 function checkCron (cron: string): string | undefined {
   try {
@@ -248,6 +274,8 @@ export function loadConfig (env: Env = process.env): Config {
     read.problems.push('ADMIN_TOKEN must be set to at least 16 characters when NODE_ENV=production (it guards /fake and /reports)')
   }
 
+  const ingestTokens = readIngestTokens(read, adminToken)
+
   const keyPrefix = read.string('REDIS_KEY_PREFIX', '')
   if (!/^[A-Za-z0-9:_.-]{0,64}$/.test(keyPrefix)) read.problems.push('REDIS_KEY_PREFIX may only hold letters, digits and : _ . - (at most 64)')
 
@@ -301,6 +329,7 @@ export function loadConfig (env: Env = process.env): Config {
       maxHeapUsedMb: read.int('MAX_HEAP_USED_MB', 300, 0, 64 * 1024)
     },
     adminToken,
+    ingestTokens,
     fakeSeed,
     piiMask: read.bool('PII_MASK', false)
   }

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { ErrorResponse, badRequest } from '../http/errors.js'
-import { adminOnly } from '../http/auth.js'
+import { adminOnly, type Access } from '../http/auth.js'
 import { FakeQuery, FakeResponse } from './schemas.js'
 import { FAKE_DEFAULT, FAKE_MAX, type FakeOrders } from './service.js'
 
@@ -14,14 +14,14 @@ export function parseNum (raw: string | undefined): number {
 }
 
 /** GET /fake?num=N — fills a test or demo environment with orders. */
-export const fakeRoutes: FastifyPluginAsyncTypebox<{ fake: FakeOrders, adminToken: string | undefined }> = async (app, { fake, adminToken }) => {
+export const fakeRoutes: FastifyPluginAsyncTypebox<{ fake: FakeOrders, access: Access }> = async (app, { fake, access }) => {
   app.get('/fake', {
     schema: {
       querystring: FakeQuery,
       response: { 200: FakeResponse, 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 503: ErrorResponse }
     },
     schemaErrorFormatter: () => badRequest('NUM_INVALID', `num must be a single integer from 1 to ${FAKE_MAX}`),
-    preHandler: adminOnly(adminToken)
+    preHandler: adminOnly(access)
   }, async (request) => {
     return await fake.create(parseNum(request.query.num))
   })

@@ -1,7 +1,7 @@
 import type { _Object } from '@aws-sdk/client-s3'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type, type Static } from 'typebox'
-import { adminOnly } from '../http/auth.js'
+import { adminOnly, type Access } from '../http/auth.js'
 import { ErrorResponse, HttpError, badRequest, notFound, unavailable } from '../http/errors.js'
 import type { Config } from '../config.js'
 import { REPORT_KEY } from './slots.js'
@@ -37,11 +37,11 @@ const storageDown = (): HttpError => unavailable('STORAGE_UNAVAILABLE', 'Report 
  * GET /reports and GET /reports/<date>/<file>: analysts' downloads, behind the admin token.
  * The AWS SDK (some 25 MB per process) is loaded on the first download request, not at start.
  */
-export const reportRoutes: FastifyPluginAsyncTypebox<{ s3: Config['s3'], adminToken: string | undefined }> = async (app, { s3, adminToken }) => {
+export const reportRoutes: FastifyPluginAsyncTypebox<{ s3: Config['s3'], access: Access }> = async (app, { s3, access }) => {
   let storage: Promise<ReportStorage> | undefined
   const open = async (): Promise<ReportStorage> => await (storage ??= import('./storage.js').then(({ ReportStorage }) => new ReportStorage(s3)))
   app.addHook('onClose', async () => { if (storage !== undefined) (await storage).close() })
-  app.addHook('preHandler', adminOnly(adminToken))
+  app.addHook('preHandler', adminOnly(access))
 
   app.get('/reports', {
     schema: {

@@ -73,7 +73,8 @@ t.test('both need the admin token', async (t) => {
     t.equal(none.statusCode, 401, `${url} without a token`)
     t.equal(none.json().code, 'UNAUTHORIZED')
     const wrong = await app.inject({ url, headers: { authorization: 'Bearer wrong-token' } })
-    t.equal(wrong.statusCode, 403, `${url} with a wrong token`)
+    t.equal(wrong.statusCode, 401, `${url} with a wrong token`)
+    t.equal(wrong.json().code, 'TOKEN_INVALID')
     t.notOk(wrong.headers.location, 'no URL handed out')
   }
 })
