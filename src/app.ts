@@ -3,13 +3,13 @@ import type { Server } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Writable } from 'node:stream'
 import Fastify, { LogController, type FastifyHttpOptions, type FastifyInstance } from 'fastify'
-import underPressure from '@fastify/under-pressure'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Config } from './config.js'
 import { LazyChildLogger, loggerOptions } from './logger.js'
 import { createDatabase } from './infra/db.js'
 import { badRequest, registerErrorHandling, unavailable } from './http/errors.js'
 import { healthRoutes } from './http/health.js'
+import { OverloadGuard } from './http/overload.js'
 import { NotFoundLimiter, RequestLimiter, SharedCounter } from './http/rate-limit.js'
 import { createTrackingCache, startCacheRelay } from './tracking/cache-setup.js'
 import { TrackingService } from './tracking/service.js'
@@ -30,6 +30,8 @@ declare module 'fastify' {
     /** The one write path for orders and events (src/writes/writer.ts). */
     writer: Writer
     hubs: HubDirectory
+    /** Load shedding; `sampled` tells when its measure means something (PM2's ready waits for it). */
+    overload: OverloadGuard
   }
 }
 
@@ -180,12 +182,15 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   }
 
   // Overload: answer 503 at once rather than let every request time out.
-  await app.register(underPressure, {
-    maxEventLoopDelay: config.overload.maxEventLoopDelayMs,
-    maxHeapUsedBytes: config.overload.maxHeapUsedMb * 1024 * 1024,
-    sampleInterval: 200,
-    pressureHandler: async () => { throw unavailable('OVERLOADED', 'The service is overloaded; try again shortly', 5) }
-  })
+  const overload = new OverloadGuard({ maxEventLoopDelayMs: config.overload.maxEventLoopDelayMs, maxHeapUsedBytes: config.overload.maxHeapUsedMb * 1024 * 1024 }, app.log)
+  app.decorate('overload', overload)
+  overload.start()
+  app.addHook('onClose', async () => { overload.stop() })
+  if (overload.enabled) {
+    app.addHook('onRequest', (_request, _reply, done) => {
+      done(overload.refuse() ? unavailable('OVERLOADED', 'The service is overloaded; try again shortly', 5) : undefined)
+    })
+  }
   registerErrorHandling(app)
 
   await app.register(healthRoutes, { db: database.db, redis: guard })

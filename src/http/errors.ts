@@ -62,7 +62,11 @@ function toBody (err: FastifyError | HttpError): ErrorBody {
 export function registerErrorHandling (app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError | HttpError, request: FastifyRequest, reply: FastifyReply) => {
     const body = toBody(err)
-    if (body.statusCode >= 500) {
+    if (err instanceof HttpError && body.statusCode >= 500) {
+      // A deliberate refusal: overload is counted and summed up by the overload guard; the
+      // others (a dependency away) are worth a line, but not a stack.
+      if (body.code !== 'OVERLOADED') request.log.warn({ code: body.code }, body.message)
+    } else if (body.statusCode >= 500) {
       request.log.error({ err, code: body.code }, 'request failed')
     } else if (body.statusCode !== 404 && body.statusCode !== 429) {
       request.log.info({ code: body.code }, body.message)
