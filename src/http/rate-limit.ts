@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
 import type { RedisGuard } from '../infra/redis.js'
 import { HttpError } from './errors.js'
@@ -10,9 +11,8 @@ declare module 'fastify' {
 }
 
 const MINUTE = 60_000
-/** The most clients tracked per window in one process; past that, newcomers share one count. */
+/** The most clients tracked per window in one process; past that, the lightest are forgotten. */
 const MAX_CLIENTS = 200_000
-const CROWD = 'crowd'
 
 /**
  * The unit a limit applies to: an IPv4 address, or an IPv6 /64 (one subscriber's prefix, inside
@@ -30,87 +30,138 @@ export function clientKey (ip: string): string {
 
 interface Window {
   id: number
-  /** This process's hits not yet added to Redis. */
-  unsent: number
-  /** The cluster-wide count Redis returned at the last flush (ours included). */
-  shared: number
+  /** This process's hits in the window. */
+  local: number
+  /** `local` as Redis last acknowledged it. */
+  sent: number
+  /** What the other processes had counted at the last exchange with Redis. */
+  others: number
+}
+
+// Each process writes its own count (an absolute value, so a resend after a lost reply changes
+// nothing) into the client's hash and reads back the sum of all processes' counts.
+const REPORT_COUNT = `
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+local total = 0
+for _, v in ipairs(redis.call('HVALS', KEYS[1])) do total = total + tonumber(v) end
+return total`
+
+interface CounterCommands {
+  reportCount: (key: string, process: string, count: number, ttlMs: number) => Promise<number>
 }
 
 /**
  * Per-client request counts for fixed windows aligned to the clock, shared by every API
  * process through Redis without a Redis round trip per request: each process counts locally
- * and adds its counts to Redis every `flushMs` (one pipelined INCRBY per active client),
- * reading back the cluster-wide totals; a client's first request in a window also fetches its
- * total in the background. A client can overshoot a limit by what the other processes
- * admitted in the last flush interval. With Redis away, counts stay local
- * (each process limits on its own), so the service never fails closed.
+ * and reports its counts every `flushMs` (one pipelined script call per active client), reading
+ * back the cluster-wide totals; a client's first request in a window also fetches its total in
+ * the background. A client can overshoot a limit by what the other processes admitted in the
+ * last flush interval. With Redis away, counts stay local (each process limits on its own), so
+ * the service never fails closed. Memory is bounded: past `maxClients` in a window, the clients
+ * with the fewest hits are forgotten first, so a flood of addresses costs nobody else a refusal.
  */
 export class SharedCounter {
   private readonly windows = new Map<string, Window>()
   private readonly timer: NodeJS.Timeout
   private flushing = false
+  private readonly processId = randomBytes(6).toString('base64url')
 
   constructor (
     private readonly guard: RedisGuard,
     private readonly name: string,
     private readonly windowMs = MINUTE,
-    flushMs = 100
+    flushMs = 100,
+    private readonly maxClients = MAX_CLIENTS
   ) {
+    const redis = guard.redis as typeof guard.redis & Partial<CounterCommands>
+    if (redis.reportCount === undefined) redis.defineCommand('reportCount', { numberOfKeys: 1, lua: REPORT_COUNT })
     this.timer = setInterval(() => { this.flush().catch(() => {}) }, flushMs)
     this.timer.unref()
   }
 
   /** Counts one hit and returns the count so far in this window and the ms left in it. */
   hit (key: string, now = Date.now()): { current: number, ttl: number } {
+    const window = this.window(key, now)
+    window.local += 1
+    return { current: window.others + window.local, ttl: (window.id + 1) * this.windowMs - now }
+  }
+
+  /** The count so far in this window, without counting a hit. */
+  peek (key: string, now = Date.now()): { current: number, ttl: number } {
+    const id = Math.floor(now / this.windowMs)
+    const window = this.windows.get(key)
+    const current = window === undefined || window.id !== id ? 0 : window.others + window.local
+    return { current, ttl: (id + 1) * this.windowMs - now }
+  }
+
+  /** How many clients this process is tracking (for tests and diagnostics). */
+  get size (): number {
+    return this.windows.size
+  }
+
+  private window (key: string, now: number): Window {
     const id = Math.floor(now / this.windowMs)
     let window = this.windows.get(key)
-    if (window === undefined && this.windows.size >= MAX_CLIENTS) {
-      // A flood of addresses: newcomers are counted together rather than let through unlimited.
-      key = CROWD
-      window = this.windows.get(key)
-    }
     if (window === undefined || window.id !== id) {
-      window = { id, unsent: 0, shared: 0 }
+      if (window === undefined && this.windows.size >= this.maxClients) this.forgetLightest(id)
+      window = { id, local: 0, sent: 0, others: 0 }
       this.windows.set(key, window)
       this.learn(key, window)
     }
-    window.unsent += 1
-    return { current: window.shared + window.unsent, ttl: (id + 1) * this.windowMs - now }
+    return window
+  }
+
+  /** Frees at least a tenth of the table: old windows first, then the clients with the fewest hits. */
+  private forgetLightest (current: number): void {
+    const target = Math.floor(this.maxClients * 0.9)
+    for (const [key, window] of this.windows) if (window.id < current) this.windows.delete(key)
+    for (let threshold = 1; this.windows.size > target; threshold *= 2) {
+      for (const [key, window] of this.windows) {
+        if (window.others + window.local <= threshold) this.windows.delete(key)
+        if (this.windows.size <= target) break
+      }
+    }
+  }
+
+  private get commands (): CounterCommands {
+    return this.guard.redis as unknown as CounterCommands
+  }
+
+  private redisKey (key: string, window: Window): string {
+    return `rl:${this.name}:${window.id}:${key}`
   }
 
   /** A client new to this process in this window: learn what the others have counted, in the background. */
   private learn (key: string, window: Window): void {
     if (!this.guard.available) return
-    this.guard.attempt(async (redis) => await redis.get(`rl:${this.name}:${window.id}:${key}`)).then((total) => {
-      if (total != null) window.shared = Math.max(window.shared, Number(total))
+    const count = window.local
+    this.guard.attempt(async () => await this.commands.reportCount(this.redisKey(key, window), this.processId, count, this.windowMs * 2)).then((total) => {
+      if (total !== undefined) window.others = Math.max(window.others, Number(total) - count)
     }, () => {})
   }
 
-  /** Adds local counts to Redis and learns the cluster-wide totals. */
+  /** Reports local counts to Redis and learns the cluster-wide totals. */
   async flush (now = Date.now()): Promise<void> {
     if (this.flushing) return
     const current = Math.floor(now / this.windowMs)
     const batch: Array<[string, Window, number]> = []
     for (const [key, window] of this.windows) {
       if (window.id < current) this.windows.delete(key)
-      else if (window.unsent > 0) batch.push([key, window, window.unsent])
+      else if (window.local > window.sent) batch.push([key, window, window.local])
     }
     if (batch.length === 0 || !this.guard.available) return
     this.flushing = true
     try {
       await this.guard.attempt(async (redis) => {
-        const pipeline = redis.pipeline()
-        for (const [key, window, sent] of batch) {
-          const redisKey = `rl:${this.name}:${window.id}:${key}`
-          pipeline.incrby(redisKey, sent)
-          pipeline.pexpire(redisKey, this.windowMs * 2)
-        }
+        const pipeline = redis.pipeline() as ReturnType<typeof redis.pipeline> & { reportCount: (...args: unknown[]) => unknown }
+        for (const [key, window, count] of batch) pipeline.reportCount(this.redisKey(key, window), this.processId, count, this.windowMs * 2)
         const results = await pipeline.exec() ?? []
-        batch.forEach(([, window, sent], i) => {
-          const [err, total] = results[i * 2] ?? [new Error('no reply'), 0]
+        batch.forEach(([, window, count], i) => {
+          const [err, total] = results[i] ?? [new Error('no reply'), 0]
           if (err !== null) return
-          window.unsent -= sent
-          window.shared = Number(total)
+          window.sent = count
+          window.others = Math.max(0, Number(total) - count)
         })
       })
     } finally {
@@ -148,19 +199,29 @@ export class RequestLimiter {
 
 /**
  * Unknown order numbers have their own, much smaller budget per client, so that guessing or
- * walking through snos is slow while looking up real parcels is not affected. Counted only
- * when an answer is a 404, so the hit path pays nothing for it.
+ * walking through snos is slow. Counted only when an answer is a 404, so the hit path pays
+ * nothing for it. Once a client is over it, every /query of theirs is refused before any lookup
+ * until the window passes: a 429 for unknown snos only would tell real ones apart.
  */
 export class NotFoundLimiter {
   constructor (private readonly counter: SharedCounter, private readonly perMinute: number) {}
+
+  /** Throws 429 while this client is over its budget of unknown snos. */
+  checkBudget (request: FastifyRequest): void {
+    if (this.perMinute <= 0) return
+    const { current, ttl } = this.counter.peek(clientKey(request.ip))
+    if (current > this.perMinute) throw this.refusal(ttl)
+  }
 
   /** Throws 429 once this client has had more than its share of 404s in the minute. */
   recordNotFound (request: FastifyRequest): void {
     if (this.perMinute <= 0) return
     const { current, ttl } = this.counter.hit(clientKey(request.ip))
-    if (current > this.perMinute) {
-      const seconds = Math.max(1, Math.ceil(ttl / 1000))
-      throw new HttpError(429, 'TOO_MANY_NOT_FOUND', `Too many lookups of unknown orders; retry in ${seconds} s`, { 'retry-after': String(seconds) })
-    }
+    if (current > this.perMinute) throw this.refusal(ttl)
+  }
+
+  private refusal (ttl: number): HttpError {
+    const seconds = Math.max(1, Math.ceil(ttl / 1000))
+    return new HttpError(429, 'TOO_MANY_NOT_FOUND', `Too many lookups of unknown orders; retry in ${seconds} s`, { 'retry-after': String(seconds) })
   }
 }

@@ -25,6 +25,7 @@ export const trackingRoutes: FastifyPluginAsyncTypebox<{ tracking: TrackingServi
     schema: { response: { 200: TrackingResponse, 400: ErrorResponse, 404: ErrorResponse, 429: ErrorResponse, 503: ErrorResponse } }
   }, (request, reply) => {
     const sno = parseSno((request.query as { sno?: unknown }).sno)
+    notFoundLimiter.checkBudget(request)
     // Hot path: an answer held in this process is sent without a promise or a round trip.
     const local = tracking.peek(sno)
     if (local !== undefined) {
