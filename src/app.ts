@@ -6,7 +6,8 @@ import Fastify, { LogController, type FastifyHttpOptions, type FastifyInstance }
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Config } from './config.js'
 import { LazyChildLogger, loggerOptions } from './logger.js'
-import { createDatabase } from './infra/db.js'
+import { sql } from 'kysely'
+import { createDatabase, unreachableMessage } from './infra/db.js'
 import { badRequest, registerErrorHandling, unavailable } from './http/errors.js'
 import { healthRoutes } from './http/health.js'
 import { OverloadGuard } from './http/overload.js'
@@ -32,6 +33,8 @@ declare module 'fastify' {
     hubs: HubDirectory
     /** Load shedding; `sampled` tells when its measure means something (PM2's ready waits for it). */
     overload: OverloadGuard
+    /** Logs, once, which dependency is unreachable and which variable to check (for start-up). */
+    reportDependencies: () => Promise<void>
   }
 }
 
@@ -135,6 +138,17 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   app.decorate('tracking', tracking)
   app.decorate('writer', writer)
   app.decorate('hubs', hubs)
+  app.decorate('reportDependencies', async () => {
+    try {
+      await sql`SELECT 1`.execute(database.db)
+    } catch (err) {
+      app.log.error(unreachableMessage(config.db, err) + '; answering 503 until it is back')
+    }
+    if (guard.redis.status !== 'ready') {
+      const url = new URL(config.redis.url)
+      app.log.warn(`Redis at ${url.hostname}:${url.port || 6379} is not reachable: serving without the cache until it is back (check REDIS_URL)`)
+    }
+  })
 
   // Give Redis a moment to connect so the first requests already use the cache; start without it otherwise.
   app.addHook('onReady', async () => {

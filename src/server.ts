@@ -15,6 +15,7 @@ async function main (): Promise<void> {
   })
 
   await app.listen({ host: config.server.host, port: config.server.port })
+  await app.reportDependencies()
   // Tells PM2 (wait_ready) that this worker takes traffic now, once its overload measure holds a
   // real sample (until then a reload would hand traffic to a process that cannot judge its load).
   await app.overload.sampled

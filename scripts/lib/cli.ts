@@ -1,5 +1,5 @@
 import { ConfigError, loadConfig, loadEnvFile, type Config } from '../../src/config.js'
-import { createDatabase, type DatabaseHandle } from '../../src/infra/db.js'
+import { createDatabase, isDatabaseUnavailable, unreachableMessage, type DatabaseHandle } from '../../src/infra/db.js'
 
 /** Configuration for command-line tools: no statement timeout (they do long, deliberate work). */
 export function cliConfig (): Config {
@@ -28,6 +28,13 @@ export async function withDatabase<T> (config: Config, work: (handle: DatabaseHa
 /** Runs a script's main and turns a failure into a one-line message and exit code 1. */
 export function run (main: () => Promise<void>): void {
   main().catch((err: unknown) => {
+    if (isDatabaseUnavailable(err)) {
+      // Which server, and which variable to look at, rather than a bare "connect ECONNREFUSED".
+      try {
+        console.error(unreachableMessage(loadConfig().db, err))
+        process.exit(1)
+      } catch {}
+    }
     console.error(err instanceof Error ? err.message : err)
     process.exit(1)
   })

@@ -120,3 +120,15 @@ export function createDatabase (config: DatabaseConfig): DatabaseHandle {
     })))
   }
 }
+
+/** Where the database is, for messages: host and port (or socket), user and database, never the password. */
+export function describeDatabase (config: DatabaseConfig): string {
+  const where = config.socketPath !== undefined ? `socket ${config.socketPath}` : `${config.host}:${config.port}`
+  return `MySQL at ${where} (user ${config.user}, database ${config.database})`
+}
+
+/** The one-line message for a database that does not answer: what, where, and the variable to check. */
+export function unreachableMessage (config: DatabaseConfig, err: unknown): string {
+  const code = (err as { code?: string }).code ?? (err as Error).message
+  return `${describeDatabase(config)} is not reachable (${code}): check that the server is running and DATABASE_URL`
+}

@@ -80,6 +80,7 @@ export class ReportRunner {
       await this.abortOrphans()
       const done = outcome('done', { summary, exportBytes: exported.bytes })
       log.info({ keys, exportBytes: exported.bytes, orders: summary.totalOrders, ms: done.ms }, 'report stored')
+      if (summary.totalOrders === 0) log.info('there are no orders yet, so this report is empty; the next slot\'s will count what arrives until then')
       return done
     } catch (err) {
       log.error({ err, keys }, 'REPORT FAILED: it will be made again at the next tick or the next start')

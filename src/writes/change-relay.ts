@@ -44,6 +44,7 @@ export class ChangeRelay {
   private running: Promise<void> | undefined
   private stopped = false
   private step = 1
+  private failures = 0
 
   constructor (private readonly db: Db, private readonly logger: Logger, private readonly options: ChangeRelayOptions) {}
 
@@ -93,8 +94,11 @@ export class ChangeRelay {
       if (changes.length > 0 && !await this.options.deliver(changes)) return
       this.advance(fresh, late)
       await this.save()
+      if (this.failures > 0) this.logger.info({ relay: this.options.name, failedPolls: this.failures }, 'change relay working again')
+      this.failures = 0
     } catch (err) {
-      this.logger.warn({ err, relay: this.options.name }, 'change relay poll failed; retrying')
+      // Once when it starts failing, then a line when it works again (MySQL away for a while).
+      if (this.failures++ === 0) this.logger.warn({ err, relay: this.options.name }, 'change relay cannot read the change log; retrying')
       this.leader = false
     }
   }

@@ -1,0 +1,47 @@
+import t from 'tap'
+import { spawn, spawnSync } from 'node:child_process'
+import { statSync } from 'node:fs'
+import { freePort } from '../helpers/redis.js'
+import { eventually } from '../helpers/app.js'
+
+/** What a new user sees when a dependency is missing, and a restart that does not rebuild everything. */
+const root = new URL('../..', import.meta.url).pathname
+
+t.test('db:migrate with MySQL unreachable says which server and which variable', async (t) => {
+  const port = await freePort()
+  const result = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/migrate.ts'], {
+    cwd: root,
+    env: { ...process.env, NODE_ENV: 'test', DATABASE_URL: `mysql://root@127.0.0.1:${port}/nowhere` },
+    encoding: 'utf8',
+    timeout: 60_000
+  })
+  t.equal(result.status, 1)
+  t.match(result.stderr, new RegExp(`MySQL at 127\\.0\\.0\\.1:${port} \\(user root, database nowhere\\) is not reachable \\(ECONNREFUSED\\)`))
+  t.match(result.stderr, /DATABASE_URL/)
+})
+
+t.test('the API started with MySQL and Redis unreachable says so, and answers 503', async (t) => {
+  const [port, dbPort, redisPort] = [await freePort(), await freePort(), await freePort()]
+  const child = spawn(process.execPath, ['dist/server.js'], {
+    cwd: root,
+    env: { ...process.env, NODE_ENV: 'test', LOG_LEVEL: 'info', PORT: String(port), DATABASE_URL: `mysql://root@127.0.0.1:${dbPort}/nowhere`, REDIS_URL: `redis://127.0.0.1:${redisPort}/0` },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  t.teardown(() => { child.kill('SIGKILL') })
+  let output = ''
+  child.stdout.on('data', (d: Buffer) => { output += d.toString() })
+  child.stderr.on('data', (d: Buffer) => { output += d.toString() })
+  t.ok(await eventually(() => output.includes('DATABASE_URL') && output.includes('REDIS_URL'), 30_000), 'both named in the log')
+  t.match(output, new RegExp(`MySQL at 127\\.0\\.0\\.1:${dbPort}.*not reachable`))
+  t.match(output, new RegExp(`Redis at 127\\.0\\.0\\.1:${redisPort} is not reachable`))
+  const health = await fetch(`http://127.0.0.1:${port}/health`)
+  t.equal(health.status, 503)
+})
+
+t.test('a build with nothing changed rewrites nothing', async (t) => {
+  const build = (): number | null => spawnSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'ignore', timeout: 120_000 }).status
+  t.equal(build(), 0)
+  const before = statSync(`${root}dist/app.js`).mtimeMs
+  t.equal(build(), 0)
+  t.equal(statSync(`${root}dist/app.js`).mtimeMs, before, 'dist/app.js untouched: only what changed is compiled')
+})
