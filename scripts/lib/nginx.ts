@@ -21,7 +21,7 @@ export async function writeNginxConfig (sites: Array<{ listen: number, upstream:
   for (const [i, site] of sites.entries()) {
     const text = template
       .replace('upstream logistics_api', `upstream logistics_api_${i}`)
-      .replace('proxy_pass http://logistics_api;', `proxy_pass http://logistics_api_${i};`)
+      .replaceAll('proxy_pass http://logistics_api;', `proxy_pass http://logistics_api_${i};`)
       .replace('server 127.0.0.1:3000', `server 127.0.0.1:${site.upstream}`)
       .replace(/listen 80;/, `listen 127.0.0.1:${site.listen};`)
       .replace(/\s*listen \[::\]:80;/, '')
