@@ -80,6 +80,22 @@ export interface Config {
   ingestTokens: string[]
   fakeSeed: number | undefined
   piiMask: boolean
+  amqp: AmqpConfig
+}
+
+/** The RabbitMQ ingestion consumer (`node dist/ingest.js`). */
+export interface AmqpConfig {
+  url: string
+  /** The durable quorum queue read; its dead-letter queue is `<queue>.dead`. */
+  queue: string
+  prefetch: number
+  /** Attempts before a message that keeps failing goes to the dead-letter queue. */
+  deliveryLimit: number
+  /** Message types acknowledged and counted, never stored. */
+  eventsToOmit: string[]
+  /** Messages written in one transaction at most, and how long a batch waits to fill. */
+  batchMax: number
+  batchWaitMs: number
 }
 
 export class ConfigError extends Error {
@@ -246,6 +262,27 @@ function readDatabase (read: Reader, env: NodeEnv): DatabaseConfig {
   }
 }
 
+function readAmqp (read: Reader): AmqpConfig {
+  const url = read.url('AMQP_URL', 'amqp://guest:guest@127.0.0.1:5672', ['amqp:', 'amqps:'])
+  const queue = read.string('AMQP_QUEUE', 'tracking.events')
+  if (!/^[A-Za-z0-9_.:-]{1,200}$/.test(queue)) read.problems.push(`AMQP_QUEUE must be 1 to 200 letters, digits or _ . : - (got "${queue}")`)
+  const prefetch = read.int('AMQP_PREFETCH', 300, 1, 5000)
+  const batchMax = read.int('AMQP_BATCH_MAX', Math.min(200, prefetch), 1, 500)
+  if (batchMax > prefetch) read.problems.push(`AMQP_BATCH_MAX (${batchMax}) must not exceed AMQP_PREFETCH (${prefetch}): a batch could never fill`)
+  const eventsToOmit = (read.raw('EVENTS_TO_OMIT') ?? '').split(',').map((type) => type.trim()).filter((type) => type !== '')
+  const badType = eventsToOmit.find((type) => !/^[A-Za-z0-9_.-]{1,64}$/.test(type))
+  if (badType !== undefined) read.problems.push(`EVENTS_TO_OMIT must be message types separated by commas, such as vehicle.load,vehicle.unload (got "${badType}")`)
+  return {
+    url: url.toString(),
+    queue,
+    prefetch,
+    deliveryLimit: read.int('AMQP_DELIVERY_LIMIT', 5, 1, 100),
+    eventsToOmit,
+    batchMax,
+    batchWaitMs: read.int('AMQP_BATCH_WAIT_MS', 50, 0, 10_000)
+  }
+}
+
 export function loadConfig (env: Env = process.env): Config {
   const read = new Reader(env)
   const nodeEnv = read.oneOf('NODE_ENV', ['development', 'production', 'test'] as const, 'development')
@@ -331,7 +368,8 @@ export function loadConfig (env: Env = process.env): Config {
     adminToken,
     ingestTokens,
     fakeSeed,
-    piiMask: read.bool('PII_MASK', false)
+    piiMask: read.bool('PII_MASK', false),
+    amqp: readAmqp(read)
   }
 
   if (read.problems.length > 0) throw new ConfigError(read.problems)
