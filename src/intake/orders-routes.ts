@@ -24,13 +24,14 @@ const serialize = fastJson(OrderResponse)
 
 /** Hubs and the promised date, checked against the hub table and the hubs' own calendars. */
 async function plan (app: FastifyInstance, input: OrderInput, now: Date): Promise<{ sender: Location, receiver: Location, estimatedDelivery: string }> {
+  // has() re-reads the hub table for an unknown id at most once a second (resolve() would every time).
+  for (const [field, id] of [['sender_location_id', input.senderId], ['receiver_location_id', input.receiverId]] as const) {
+    if (!await app.hubs.has(id)) throw new HttpError(422, 'LOCATION_NOT_FOUND', `No hub with ${field} ${id}`)
+  }
   const hubs = await app.hubs.resolve([input.senderId, input.receiverId])
   const sender = hubs.get(input.senderId)
   const receiver = hubs.get(input.receiverId)
-  if (sender === undefined || receiver === undefined) {
-    const missing = sender === undefined ? `sender_location_id ${input.senderId}` : `receiver_location_id ${input.receiverId}`
-    throw new HttpError(422, 'LOCATION_NOT_FOUND', `No hub with ${missing}`)
-  }
+  if (sender === undefined || receiver === undefined) throw new HttpError(422, 'LOCATION_NOT_FOUND', 'A hub of this order was just removed')
   const today = dateInZone(now, receiver.timezone)
   const earliest = [today, dateInZone(now, sender.timezone)].sort()[0]
   const estimatedDelivery = input.estimatedDelivery ?? addDays(today, DEFAULT_DELIVERY_DAYS)
