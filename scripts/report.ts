@@ -2,26 +2,22 @@ import { parseArgs } from 'node:util'
 import { createLogger } from '../src/logger.js'
 import { createRedis, RedisGuard } from '../src/infra/redis.js'
 import { createS3Client, ensureBucket } from '../src/infra/s3.js'
-import { utcOffsetMinutes } from '../src/hubs/local-time.js'
 import { localStoreAnswers, startEmbeddedStore } from '../src/reports/local-store.js'
 import { ReportRunner } from '../src/reports/runner.js'
-import { ReportSchedule, slotAt, type Slot } from '../src/reports/slots.js'
+import { parseSlotTime, ReportSchedule, slotAt, slotIso, type Slot } from '../src/reports/slots.js'
 import { cliConfig, run, withDatabase } from './lib/cli.js'
 
 /**
  * npm run report                                   the latest slot's report, made now
  * npm run report -- --slot 2026-11-22T08:00        a given slot (REPORT_TIMEZONE local time), for backfills
+ * npm run report -- --slot 2026-11-01T01:30-04:00  a local time that happens twice (DST), with its UTC offset
  * npm run report -- --if-missing                   leave an existing report alone
  */
 function parseSlot (value: string, schedule: ReportSchedule): Slot {
-  const match = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):?(\d{2})$/.exec(value)
-  if (match === null) throw new Error('--slot must look like 2026-11-22T08:00 (local time in REPORT_TIMEZONE)')
-  const [, y, mo, d, h, mi] = match.map(Number)
-  const naive = Date.UTC(y, mo - 1, d, h, mi)
-  const at = new Date(naive - utcOffsetMinutes(new Date(naive), schedule.timezone) * 60_000)
-  const slot = schedule.latest(at)
-  if (slot.at.getTime() !== at.getTime()) {
-    throw new Error(`${value} is not a slot of REPORT_CRON "${schedule.cron}" in ${schedule.timezone} (the slot before it is ${slot.date} ${slot.time})`)
+  const at = parseSlotTime(value, schedule.timezone)
+  if (!schedule.isSlot(at)) {
+    const before = schedule.latest(at)
+    throw new Error(`${value} is not a slot of REPORT_CRON "${schedule.cron}" in ${schedule.timezone} (the slot before it is ${slotIso(before)})`)
   }
   return slotAt(at, schedule.timezone)
 }

@@ -10,7 +10,7 @@ import type { ReportStorage } from './storage.js'
 export const DOWNLOAD_URL_SECONDS = 300
 
 const ReportEntry = Type.Object({
-  slot: Type.String({ description: 'YYYY-MM-DDTHHMM in REPORT_TIMEZONE' }),
+  slot: Type.String({ description: 'YYYY-MM-DDTHHMM in REPORT_TIMEZONE, followed by the UTC offset (-0400) when that local time happens twice' }),
   kind: Type.Union([Type.Literal('summary'), Type.Literal('export')]),
   key: Type.String(),
   size: Type.Integer(),
@@ -22,13 +22,24 @@ function toEntry (object: _Object): Static<typeof ReportEntry> | null {
   const match = REPORT_KEY.exec(object.Key ?? '')
   if (match === null) return null
   return {
-    slot: `${match[1]}T${match[2]}`,
-    kind: match[3] === 'summary.json' ? 'summary' : 'export',
+    slot: `${match[1]}T${match[2]}${match[3] ?? ''}`,
+    kind: match[4] === 'summary.json' ? 'summary' : 'export',
     key: object.Key as string,
     size: object.Size ?? 0,
     last_modified: object.LastModified?.toISOString() ?? '',
     url: `/${object.Key as string}`
   }
+}
+
+/**
+ * Orders slot names by time: by local date and time, then, for a local time that happened
+ * twice, by instant (the larger UTC offset came first). A plain key sorts before both.
+ */
+export function compareSlots (a: string, b: string): number {
+  const local = a.slice(0, 15).localeCompare(b.slice(0, 15))
+  if (local !== 0) return local
+  const offset = (slot: string): number => slot.length <= 15 ? Infinity : (slot[15] === '-' ? -1 : 1) * (Number(slot.slice(16, 18)) * 60 + Number(slot.slice(18, 20)))
+  return offset(b) - offset(a) || 0
 }
 
 const storageDown = (): HttpError => unavailable('STORAGE_UNAVAILABLE', 'Report storage is not answering; try again shortly', 30)
@@ -57,9 +68,9 @@ export const reportRoutes: FastifyPluginAsyncTypebox<{ s3: Config['s3'], access:
     } catch {
       throw storageDown()
     }
-    // Keys sort by slot; newest first, the summary before the export of the same slot.
+    // Newest first, the summary before the export of the same slot.
     const reports = objects.map(toEntry).filter((e) => e !== null)
-      .sort((a, b) => b.slot.localeCompare(a.slot) || b.kind.localeCompare(a.kind))
+      .sort((a, b) => compareSlots(b.slot, a.slot) || b.kind.localeCompare(a.kind))
       .slice(0, limit)
     return { reports }
   })

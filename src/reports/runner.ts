@@ -6,7 +6,7 @@ import { withRetry, type RetryOptions } from '../infra/retry.js'
 import { objectExists } from '../infra/s3.js'
 import { exportOrders } from './export.js'
 import { acquireLease } from './lock.js'
-import { slotIso, slotKeys, type ReportSchedule, type Slot } from './slots.js'
+import { slotId, slotIso, slotKeys, type ReportSchedule, type Slot } from './slots.js'
 import { buildSummary, type ReportSummary } from './summary.js'
 
 export interface ReportOutcome {
@@ -117,7 +117,7 @@ export class ReportRunner {
       return undefined
     }
     try {
-      return await acquireLease(redis, `reports:lock:${slot.date}T${slot.time}`, this.deps.leaseMs ?? 120_000)
+      return await acquireLease(redis, `reports:lock:${slotId(slot)}`, this.deps.leaseMs ?? 120_000)
     } catch (err) {
       log.warn({ err }, 'could not take the report lease: running without it')
       return undefined

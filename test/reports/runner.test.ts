@@ -64,6 +64,22 @@ t.test('two workers racing for one slot: one run, one pair of objects', async (t
   t.equal((await keys(s3, 'reports/2026-11-22/')).length, 2, 'still one pair: nothing duplicated')
 })
 
+t.test('DST fall-back: both midnights of a Havana night get a report of their own', async (t) => {
+  const havana = new ReportSchedule('0 0,8,16 * * *', 'America/Havana')
+  const r = await runner({ schedule: havana })
+  const second = havana.latest(new Date('2026-11-01T05:10:00Z')) // 00:10 CST, after the clocks went back
+  const first = havana.previous(second) // 00:00 CDT, an hour earlier
+  t.equal((await r.run(first)).status, 'done')
+  t.equal((await r.run(second)).status, 'done', 'the second midnight is not taken for the first')
+  t.same(await keys(s3, 'reports/2026-11-01/'), [
+    'reports/2026-11-01/0000-0400-orders.csv.gz', 'reports/2026-11-01/0000-0400-summary.json',
+    'reports/2026-11-01/0000-0500-orders.csv.gz', 'reports/2026-11-01/0000-0500-summary.json'
+  ])
+  const summary = JSON.parse(await (await s3.send(new GetObjectCommand({ Bucket: bucket, Key: slotKeys(second).summary }))).Body!.transformToString()) as { slot: string, activity: { from: string } }
+  t.equal(summary.slot, '2026-11-01T00:00:00.000-05:00')
+  t.equal(summary.activity.from, '2026-11-01T00:00:00.000-04:00', 'its window is the hour since the first midnight')
+})
+
 t.test('catch-up after downtime makes the latest missing slot, once', async (t) => {
   const r = await runner()
   const now = new Date('2026-11-23T09:30:00Z') // 17:30 in Taipei: the 16:00 slot is due
