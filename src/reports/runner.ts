@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks'
 import { AbortMultipartUploadCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
 import type { FastifyBaseLogger as Logger } from 'fastify'
 import type { Redis } from 'ioredis'
@@ -5,7 +6,7 @@ import type { Db } from '../infra/db.js'
 import { withRetry, type RetryOptions } from '../infra/retry.js'
 import { objectExists } from '../infra/s3.js'
 import { exportOrders } from './export.js'
-import { acquireLease } from './lock.js'
+import { acquireLease, type Lease } from './lock.js'
 import { slotId, slotIso, slotKeys, type ReportSchedule, type Slot } from './slots.js'
 import { buildSummary, type ReportSummary } from './summary.js'
 
@@ -32,6 +33,25 @@ export interface RunnerDeps {
   gzipLevel?: number
 }
 
+/** The lease of the run whose S3 request this is (async context: reaches lib-storage's parts too). */
+const runLease = new AsyncLocalStorage<Lease>()
+
+/** Requests that only read, or clean up (an abort after a lost lease must still go out). */
+const UNFENCED = new Set(['HeadObjectCommand', 'GetObjectCommand', 'ListObjectsV2Command', 'HeadBucketCommand', 'AbortMultipartUploadCommand', 'ListPartsCommand', 'ListMultipartUploadsCommand'])
+
+/**
+ * Fencing: every S3 write of a report run (each part of the export, its completion, the
+ * summary), and each retry of one, first checks that the run's lease is still its own in
+ * Redis; if it expired or another runner took it, the write is not sent and the run stops.
+ */
+function fenceWrites (s3: S3Client): void {
+  s3.middlewareStack.add((next, context) => async (args) => {
+    const lease = runLease.getStore()
+    if (lease !== undefined && !UNFENCED.has(context.commandName ?? '')) await lease.assertHeld()
+    return await next(args)
+  }, { step: 'finalizeRequest', priority: 'low', name: 'reportLeaseFence', override: true })
+}
+
 /**
  * Makes the report of one slot exactly once: a Redis lease keeps a second worker out while it
  * runs, the summary object (written last) marks it done, and every step is retried with
@@ -41,7 +61,9 @@ export class ReportRunner {
   /** Multipart uploads (id → key) whose abort has to be repeated. */
   private readonly orphans = new Map<string, string>()
 
-  constructor (private readonly deps: RunnerDeps) {}
+  constructor (private readonly deps: RunnerDeps) {
+    fenceWrites(deps.s3)
+  }
 
   async exists (slot: Slot): Promise<boolean> {
     return await objectExists(this.deps.s3, this.deps.bucket, slotKeys(slot).summary)
@@ -54,18 +76,21 @@ export class ReportRunner {
       ({ status, slot: slotIso(slot), keys, ms: Math.round(performance.now() - started), ...extra })
     const log = this.deps.logger.child({ slot: slotIso(slot) })
 
-    const lease = await this.lease(slot, log)
+    // Aborted when the lease is found lost: retries stop, the upload is aborted.
+    const fenced = new AbortController()
+    const signal = options.signal === undefined ? fenced.signal : AbortSignal.any([options.signal, fenced.signal])
+    const lease = await this.lease(slot, log, (err) => fenced.abort(err))
     if (lease === null) {
       log.info('another worker is making this report')
       return outcome('locked')
     }
-    try {
-      const retry = this.retryOptions(log, options.signal)
+    const work = async (): Promise<ReportOutcome> => {
+      const retry = this.retryOptions(log, signal)
       if (options.force !== true && await withRetry(async () => await this.exists(slot), retry)) return outcome('exists')
       await this.abortOrphans()
 
       const exported = await withRetry(async () => await exportOrders(this.deps.db, this.deps.s3, { bucket: this.deps.bucket, key: keys.export }, {
-        signal: options.signal,
+        signal,
         gzipLevel: this.deps.gzipLevel,
         onOrphan: (id) => this.orphans.set(id, keys.export)
       }), retry)
@@ -82,7 +107,15 @@ export class ReportRunner {
       log.info({ keys, exportBytes: exported.bytes, orders: summary.totalOrders, ms: done.ms }, 'report stored')
       if (summary.totalOrders === 0) log.info('there are no orders yet, so this report is empty; the next slot\'s will count what arrives until then')
       return done
+    }
+    try {
+      return lease === undefined ? await work() : await runLease.run(lease, work)
     } catch (err) {
+      const lost = lease?.lost
+      if (lost !== undefined) {
+        log.error({ err: lost, keys }, 'REPORT FAILED: the lease was lost, so this run stopped before its next write; the runner that holds it now makes the report')
+        throw lost
+      }
       log.error({ err, keys }, 'REPORT FAILED: it will be made again at the next tick or the next start')
       throw err
     } finally {
@@ -110,14 +143,14 @@ export class ReportRunner {
     }
   }
 
-  private async lease (slot: Slot, log: Logger): Promise<{ release: () => Promise<void> } | null | undefined> {
+  private async lease (slot: Slot, log: Logger, onLost: (err: Error) => void): Promise<Lease | null | undefined> {
     const redis = this.deps.redis
     if (redis === undefined || redis.status !== 'ready') {
       log.warn('redis unavailable: running without the report lease')
       return undefined
     }
     try {
-      return await acquireLease(redis, `reports:lock:${slotId(slot)}`, this.deps.leaseMs ?? 120_000)
+      return await acquireLease(redis, `reports:lock:${slotId(slot)}`, this.deps.leaseMs ?? 120_000, { onLost })
     } catch (err) {
       log.warn({ err }, 'could not take the report lease: running without it')
       return undefined

@@ -1,6 +1,6 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { gunzipSync } from 'node:zlib'
-import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3'
+import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3'
 import { testConfig } from '../helpers/config.js'
 import { freshDatabase } from '../helpers/database.js'
 import { clearKeys } from '../helpers/redis.js'
@@ -10,14 +10,15 @@ import { createLogger } from '../../src/logger.js'
 import { createRedis, RedisGuard } from '../../src/infra/redis.js'
 import { createS3Client, ensureBucket } from '../../src/infra/s3.js'
 import { ReportRunner, type RunnerDeps } from '../../src/reports/runner.js'
-import { ReportSchedule, slotKeys } from '../../src/reports/slots.js'
+import { ReportSchedule, slotId, slotKeys, type Slot } from '../../src/reports/slots.js'
+import { LeaseLostError } from '../../src/reports/lock.js'
 import type { Config } from '../../src/config.js'
 
 const s3server = await TestS3.start(t)
 const bucket = 'reports-runner'
 const config: Config = testConfig('reports_runner', s3server.env(bucket))
 const { db } = await freshDatabase(t, config)
-await clearKeys(t, config)
+const admin = await clearKeys(t, config)
 const logger = createLogger((process.env.TEST_LOG_LEVEL ?? 'silent') as 'silent')
 const s3 = createS3Client(config.s3)
 t.teardown(() => s3.destroy())
@@ -78,6 +79,52 @@ t.test('DST fall-back: both midnights of a Havana night get a report of their ow
   const summary = JSON.parse(await (await s3.send(new GetObjectCommand({ Bucket: bucket, Key: slotKeys(second).summary }))).Body!.transformToString()) as { slot: string, activity: { from: string } }
   t.equal(summary.slot, '2026-11-01T00:00:00.000-05:00')
   t.equal(summary.activity.from, '2026-11-01T00:00:00.000-04:00', 'its window is the hour since the first midnight')
+})
+
+/**
+ * Runner A's lease is lost (its key deleted, as an expiry would) right before A sends its write
+ * of `key`; runner B then takes the lease and makes the whole report; then A's write goes on.
+ */
+async function leaseTakenBeforeWrite (t: Test, slot: Slot, key: string): Promise<{ a: Promise<unknown>, b: Awaited<ReturnType<ReportRunner['run']>>, etags: { summary?: string, export?: string } }> {
+  const clientA = createS3Client(config.s3)
+  t.teardown(() => clientA.destroy())
+  let b: Awaited<ReturnType<ReportRunner['run']>> | undefined
+  let etags: { summary?: string, export?: string } = {}
+  const etag = async (k: string): Promise<string | undefined> => (await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: k }))).ETag
+  clientA.middlewareStack.add((next, context) => async (args) => {
+    const input = args.input as { Key?: string }
+    if (b === undefined && input.Key === key && ['PutObjectCommand', 'CreateMultipartUploadCommand', 'CompleteMultipartUploadCommand'].includes(context.commandName ?? '')) {
+      t.equal(await admin.del(`${config.redis.keyPrefix}reports:lock:${slotId(slot)}`), 1, 'A\'s lease key is gone')
+      b = await (await runner()).run(slot, { force: true })
+      etags = { summary: await etag(slotKeys(slot).summary), export: await etag(slotKeys(slot).export) }
+    }
+    return await next(args)
+  }, { step: 'initialize', priority: 'high', name: 'takeLeaseBeforeWrite' })
+  const a = (await runner({ s3: clientA })).run(slot, { force: true })
+  await a.catch(() => {})
+  if (b === undefined) throw new Error('A never reached the write')
+  return { a, b, etags }
+}
+
+t.test('a run whose lease is lost writes nothing more: the other runner\'s summary stands', async (t) => {
+  const slot = schedule.latest(new Date('2026-11-26T01:00:00Z'))
+  const { a, b, etags } = await leaseTakenBeforeWrite(t, slot, slotKeys(slot).summary)
+  await t.rejects(a, LeaseLostError, 'A stops at its summary')
+  t.equal(b.status, 'done', 'B made the report')
+  t.equal(await admin.exists(`${config.redis.keyPrefix}reports:lock:${slotId(slot)}`), 0, 'B released its lease; A did not touch it')
+  const stored = JSON.parse(await (await s3.send(new GetObjectCommand({ Bucket: bucket, Key: slotKeys(slot).summary }))).Body!.transformToString()) as { created_at: string }
+  t.equal(stored.created_at, b.summary?.created_at, 'the summary is B\'s')
+  t.equal((await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: slotKeys(slot).summary }))).ETag, etags.summary)
+})
+
+t.test('a run whose lease is lost mid-export does not overwrite the other runner\'s export', async (t) => {
+  const slot = schedule.latest(new Date('2026-11-27T01:00:00Z'))
+  const { a, b, etags } = await leaseTakenBeforeWrite(t, slot, slotKeys(slot).export)
+  await t.rejects(a, LeaseLostError, 'A stops before its export is stored')
+  t.equal(b.status, 'done')
+  t.equal((await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: slotKeys(slot).export }))).ETag, etags.export, 'the export is B\'s')
+  t.equal((await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: slotKeys(slot).summary }))).ETag, etags.summary, 'and so is the summary')
+  t.same(await s3server.pendingUploads(bucket), [], 'no upload left behind')
 })
 
 t.test('catch-up after downtime makes the latest missing slot, once', async (t) => {
