@@ -23,6 +23,7 @@ import { reportRoutes } from './reports/routes.js'
 import { Writer } from './writes/writer.js'
 import { Access } from './http/auth.js'
 import { intakeRoutes } from './intake/routes.js'
+import { fleetRoutes } from './fleet/routes.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -213,5 +214,6 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   await app.register(fakeRoutes, { fake, access })
   await app.register(reportRoutes, { s3: config.s3, access })
   await app.register(intakeRoutes, { db: database.db, access })
+  await app.register(fleetRoutes, { db: database.db, access, fleet: config.fleet })
   return app
 }

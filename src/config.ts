@@ -81,6 +81,7 @@ export interface Config {
   fakeSeed: number | undefined
   piiMask: boolean
   amqp: AmqpConfig
+  fleet: FleetConfig
 }
 
 /** The RabbitMQ ingestion consumer (`node dist/ingest.js`). */
@@ -94,6 +95,21 @@ export interface AmqpConfig {
   /** Message types acknowledged and counted, never stored. */
   eventsToOmit: string[]
   /** Messages written in one transaction at most, and how long a batch waits to fill. */
+  batchMax: number
+  batchWaitMs: number
+}
+
+/** Vehicles, positions over MQTT and geofences (src/fleet/, `node dist/fleet.js`). */
+export interface FleetConfig {
+  mqttUrl: string
+  /** The subscriber's fixed client id (its persistent session on the broker). */
+  mqttClientId: string
+  /** Topics are `<prefix>/<vehicle_id>/position`. */
+  topicPrefix: string
+  geofenceRadiusM: number
+  geofenceDwellS: number
+  trackRetentionDays: number
+  /** Fixes written in one transaction at most, and how long a batch waits to fill. */
   batchMax: number
   batchWaitMs: number
 }
@@ -283,6 +299,24 @@ function readAmqp (read: Reader): AmqpConfig {
   }
 }
 
+function readFleet (read: Reader): FleetConfig {
+  const mqttUrl = read.url('MQTT_URL', 'mqtt://127.0.0.1:1883', ['mqtt:', 'mqtts:', 'tcp:'])
+  const mqttClientId = read.string('MQTT_CLIENT_ID', 'logistics-fleet')
+  if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(mqttClientId)) read.problems.push(`MQTT_CLIENT_ID must be 1 to 64 letters, digits or _ . : - (got "${mqttClientId}")`)
+  const topicPrefix = read.string('MQTT_TOPIC_PREFIX', 'fleet')
+  if (!/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/.test(topicPrefix)) read.problems.push(`MQTT_TOPIC_PREFIX must be topic levels of letters, digits or _ . - (got "${topicPrefix}")`)
+  return {
+    mqttUrl: mqttUrl.toString(),
+    mqttClientId,
+    topicPrefix,
+    geofenceRadiusM: read.int('GEOFENCE_RADIUS_M', 300, 10, 100_000),
+    geofenceDwellS: read.int('GEOFENCE_DWELL_S', 60, 0, 86_400),
+    trackRetentionDays: read.int('FLEET_TRACK_RETENTION_DAYS', 30, 1, 3650),
+    batchMax: read.int('FLEET_BATCH_MAX', 1000, 1, 5000),
+    batchWaitMs: read.int('FLEET_BATCH_WAIT_MS', 20, 0, 10_000)
+  }
+}
+
 export function loadConfig (env: Env = process.env): Config {
   const read = new Reader(env)
   const nodeEnv = read.oneOf('NODE_ENV', ['development', 'production', 'test'] as const, 'development')
@@ -369,7 +403,8 @@ export function loadConfig (env: Env = process.env): Config {
     ingestTokens,
     fakeSeed,
     piiMask: read.bool('PII_MASK', false),
-    amqp: readAmqp(read)
+    amqp: readAmqp(read),
+    fleet: readFleet(read)
   }
 
   if (read.problems.length > 0) throw new ConfigError(read.problems)

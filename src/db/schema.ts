@@ -86,6 +86,63 @@ export interface IdempotencyKeyTable {
   created_at: Timestamp
 }
 
+/** A vehicle, with its newest accepted fix (src/fleet/). */
+export interface VehicleTable {
+  id: string
+  name: string
+  capacity: number
+  home_location_id: number
+  lat: number | null
+  lng: number | null
+  speed: number | null
+  heading: number | null
+  accuracy: number | null
+  /** Time of the newest fix (the device's clock); older fixes decide nothing. */
+  fix_at: Date | null
+  /** When that fix was received. */
+  seen_at: Date | null
+  created_at: Generated<Date>
+  updated_at: Generated<Date>
+}
+
+/** The manifest: which parcel is on which vehicle (a parcel is on at most one). */
+export interface VehicleParcelTable {
+  sno: number
+  vehicle_id: string
+  location_id: number
+  loaded_at: Date
+}
+
+/** The track, for playback (kept FLEET_TRACK_RETENTION_DAYS). */
+export interface VehiclePositionTable {
+  vehicle_id: string
+  fix_at: Date
+  lat: number
+  lng: number
+  speed: number | null
+  heading: number | null
+  accuracy: number | null
+  received_at: Date
+}
+
+export interface HubGeofenceTable {
+  location_id: number
+  radius_m: number
+}
+
+/** A vehicle near a hub: dwelling (not yet arrived) or inside (arrived); no row: outside. */
+export interface GeofenceStateTable {
+  vehicle_id: string
+  location_id: number
+  state: 'dwelling' | 'inside'
+  since: Date
+}
+
+export interface FleetCounterTable {
+  name: string
+  count: number
+}
+
 export interface Database {
   locations: LocationTable
   recipients: RecipientTable
@@ -94,6 +151,12 @@ export interface Database {
   change_log: ChangeLogTable
   change_relay: ChangeRelayTable
   idempotency_keys: IdempotencyKeyTable
+  vehicles: VehicleTable
+  vehicle_parcels: VehicleParcelTable
+  vehicle_positions: VehiclePositionTable
+  hub_geofences: HubGeofenceTable
+  geofence_states: GeofenceStateTable
+  fleet_counters: FleetCounterTable
 }
 
 export type Location = Selectable<LocationTable>
