@@ -21,6 +21,8 @@ import { FakeOrders } from './orders/service.js'
 import { fakeRoutes } from './orders/routes.js'
 import { reportRoutes } from './reports/routes.js'
 import { Writer } from './writes/writer.js'
+import { ChangeFeed } from './live/change-feed.js'
+import { liveRoutes } from './live/routes.js'
 import { Access } from './http/auth.js'
 import { intakeRoutes } from './intake/routes.js'
 import { fleetRoutes } from './fleet/routes.js'
@@ -209,6 +211,9 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   registerErrorHandling(app)
 
   await app.register(healthRoutes, { db: database.db, redis: guard })
+  const feed = new ChangeFeed(config.db, app.log, config.live.pollMs)
+  app.addHook('onClose', async () => { await feed.stop() })
+  await app.register(liveRoutes, { db: database.db, tracking, feed, heartbeatMs: config.live.heartbeatMs, maxStreamsPerClient: config.live.maxStreamsPerClient, maxStreams: config.live.maxStreams })
   await app.register(trackingRoutes, { tracking, notFound: new NotFoundLimiter(notFound, config.rateLimit.notFoundPerMinute) })
   const access = new Access({ adminToken: config.adminToken, ingestTokens: config.ingestTokens })
   await app.register(fakeRoutes, { fake, access })

@@ -54,6 +54,13 @@ export interface Config {
     /** How often the change relay looks for changes whose invalidation may not have landed. */
     intervalMs: number
   }
+  live: {
+    /** How often each process reads new changes for its open streams. */
+    pollMs: number
+    heartbeatMs: number
+    maxStreamsPerClient: number
+    maxStreams: number
+  }
   s3: {
     bucket: string
     endpoint: string | undefined
@@ -381,6 +388,12 @@ export function loadConfig (env: Env = process.env): Config {
     },
     relay: {
       intervalMs: read.int('CHANGE_RELAY_INTERVAL_MS', 250, 10, 60_000)
+    },
+    live: {
+      pollMs: read.int('LIVE_POLL_MS', 100, 10, 10_000),
+      heartbeatMs: read.int('LIVE_HEARTBEAT_MS', 15_000, 100, 30_000),
+      maxStreamsPerClient: read.int('LIVE_MAX_STREAMS_PER_CLIENT', 20, 1, 100_000),
+      maxStreams: read.int('LIVE_MAX_STREAMS', 20_000, 1, 1_000_000)
     },
     s3: {
       bucket: s3Bucket ?? 'logistics-reports',

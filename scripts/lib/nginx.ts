@@ -38,7 +38,8 @@ user root;
 worker_processes 1;
 pid ${folder}/nginx.pid;
 error_log ${folder}/error.log warn;
-events { worker_connections 4096; }
+worker_rlimit_nofile 20000;
+events { worker_connections 10000; }
 http {
   access_log ${folder}/access.log;
   client_body_temp_path ${folder}/client_body;

@@ -5,11 +5,23 @@ import type { Db } from '../infra/db.js'
 export interface Change {
   id: number
   sno: number
+  /** The order's change sequence. */
+  seq: number
+  kind: string
+  /** JSON text, as stored. */
+  payload: string
+  created_at: Date
 }
 
 export interface ChangeRelayOptions {
   /** The relay's name: its lock and its saved position. */
   name: string
+  /**
+   * true (default): one relay of this name works at a time, from its saved position (every
+   * change is delivered at least once, across restarts). false: every process follows the log
+   * for itself from the newest change on (live streams), with nothing saved.
+   */
+  exclusive?: boolean
   /** Receives the changes of one poll; false (or a throw) means "not delivered, send again". */
   deliver: (changes: readonly Change[]) => Promise<boolean>
   intervalMs?: number
@@ -25,6 +37,7 @@ interface Gap {
 }
 
 const MAX_GAPS = 200
+const COLUMNS = 'id, sno, seq, kind, payload, created_at'
 
 /**
  * Replays the change log to whatever must follow a commit (the cache invalidation), so that a
@@ -45,6 +58,7 @@ export class ChangeRelay {
   private stopped = false
   private step = 1
   private failures = 0
+  private following = false
 
   constructor (private readonly db: Db, private readonly logger: Logger, private readonly options: ChangeRelayOptions) {}
 
@@ -85,15 +99,15 @@ export class ChangeRelay {
     try {
       if (!await this.lead()) return
       const fresh = await this.read(
-        `SELECT id, sno FROM change_log WHERE id > ? ORDER BY id LIMIT ${this.options.batchSize ?? 5000}`, [this.highest])
+        `SELECT ${COLUMNS} FROM change_log WHERE id > ? ORDER BY id LIMIT ${this.options.batchSize ?? 5000}`, [this.highest])
       const late = this.gaps.length === 0
         ? []
-        : await this.read(`SELECT id, sno FROM change_log WHERE ${this.gaps.slice(0, MAX_GAPS).map(() => '(id BETWEEN ? AND ?)').join(' OR ')}`,
+        : await this.read(`SELECT ${COLUMNS} FROM change_log WHERE ${this.gaps.slice(0, MAX_GAPS).map(() => '(id BETWEEN ? AND ?)').join(' OR ')}`,
           this.gaps.slice(0, MAX_GAPS).flatMap((g) => [g.from, g.to]))
       const changes = [...late, ...fresh]
       if (changes.length > 0 && !await this.options.deliver(changes)) return
       this.advance(fresh, late)
-      await this.save()
+      if (this.exclusive) await this.save()
       if (this.failures > 0) this.logger.info({ relay: this.options.name, failedPolls: this.failures }, 'change relay working again')
       this.failures = 0
     } catch (err) {
@@ -103,7 +117,20 @@ export class ChangeRelay {
     }
   }
 
+  private get exclusive (): boolean {
+    return this.options.exclusive ?? true
+  }
+
   private async lead (): Promise<boolean> {
+    if (!this.exclusive) {
+      // Once: from the newest change on. After a failed poll it goes on from where it was.
+      if (!this.following) {
+        const { rows } = await sql<{ last: number | null }>`SELECT MAX(id) AS last FROM change_log`.execute(this.db)
+        this.highest = Number(rows[0]?.last ?? 0)
+        this.following = true
+      }
+      return true
+    }
     const name = `${this.options.name}:${await this.databaseName()}`
     const { rows } = await sql<{ leader: number | null }>`SELECT IF(IS_USED_LOCK(${name}) = CONNECTION_ID(), 1, GET_LOCK(${name}, 0)) AS leader`.execute(this.db)
     const leader = Number(rows[0]?.leader) === 1
@@ -131,7 +158,7 @@ export class ChangeRelay {
 
   private async read (statement: string, parameters: unknown[]): Promise<Change[]> {
     const { rows } = await this.db.executeQuery<Change>(CompiledQuery.raw(statement, parameters))
-    return rows.map((r) => ({ id: Number(r.id), sno: Number(r.sno) }))
+    return rows.map((r) => ({ ...r, id: Number(r.id), sno: Number(r.sno) }))
   }
 
   private advance (fresh: readonly Change[], late: readonly Change[]): void {
