@@ -54,13 +54,6 @@ export interface Config {
     /** How often the change relay looks for changes whose invalidation may not have landed. */
     intervalMs: number
   }
-  live: {
-    /** How often each process reads new changes for its open streams. */
-    pollMs: number
-    heartbeatMs: number
-    maxStreamsPerClient: number
-    maxStreams: number
-  }
   s3: {
     bucket: string
     endpoint: string | undefined
@@ -69,6 +62,8 @@ export interface Config {
     embedded: boolean
     localPort: number
     localDirectory: string
+    /** The embedded store's only key pair (it refuses anything not signed with it). */
+    localCredentials: { accessKeyId: string, secretAccessKey: string }
   }
   reports: {
     cron: string
@@ -88,7 +83,6 @@ export interface Config {
   fakeSeed: number | undefined
   piiMask: boolean
   amqp: AmqpConfig
-  fleet: FleetConfig
 }
 
 /** The RabbitMQ ingestion consumer (`node dist/ingest.js`). */
@@ -102,21 +96,6 @@ export interface AmqpConfig {
   /** Message types acknowledged and counted, never stored. */
   eventsToOmit: string[]
   /** Messages written in one transaction at most, and how long a batch waits to fill. */
-  batchMax: number
-  batchWaitMs: number
-}
-
-/** Vehicles, positions over MQTT and geofences (src/fleet/, `node dist/fleet.js`). */
-export interface FleetConfig {
-  mqttUrl: string
-  /** The subscriber's fixed client id (its persistent session on the broker). */
-  mqttClientId: string
-  /** Topics are `<prefix>/<vehicle_id>/position`. */
-  topicPrefix: string
-  geofenceRadiusM: number
-  geofenceDwellS: number
-  trackRetentionDays: number
-  /** Fixes written in one transaction at most, and how long a batch waits to fill. */
   batchMax: number
   batchWaitMs: number
 }
@@ -306,24 +285,6 @@ function readAmqp (read: Reader): AmqpConfig {
   }
 }
 
-function readFleet (read: Reader): FleetConfig {
-  const mqttUrl = read.url('MQTT_URL', 'mqtt://127.0.0.1:1883', ['mqtt:', 'mqtts:', 'tcp:'])
-  const mqttClientId = read.string('MQTT_CLIENT_ID', 'logistics-fleet')
-  if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(mqttClientId)) read.problems.push(`MQTT_CLIENT_ID must be 1 to 64 letters, digits or _ . : - (got "${mqttClientId}")`)
-  const topicPrefix = read.string('MQTT_TOPIC_PREFIX', 'fleet')
-  if (!/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/.test(topicPrefix)) read.problems.push(`MQTT_TOPIC_PREFIX must be topic levels of letters, digits or _ . - (got "${topicPrefix}")`)
-  return {
-    mqttUrl: mqttUrl.toString(),
-    mqttClientId,
-    topicPrefix,
-    geofenceRadiusM: read.int('GEOFENCE_RADIUS_M', 300, 10, 100_000),
-    geofenceDwellS: read.int('GEOFENCE_DWELL_S', 60, 0, 86_400),
-    trackRetentionDays: read.int('FLEET_TRACK_RETENTION_DAYS', 30, 1, 3650),
-    batchMax: read.int('FLEET_BATCH_MAX', 1000, 1, 5000),
-    batchWaitMs: read.int('FLEET_BATCH_WAIT_MS', 20, 0, 10_000)
-  }
-}
-
 export function loadConfig (env: Env = process.env): Config {
   const read = new Reader(env)
   const nodeEnv = read.oneOf('NODE_ENV', ['development', 'production', 'test'] as const, 'development')
@@ -340,6 +301,11 @@ export function loadConfig (env: Env = process.env): Config {
   }
   const embedded = s3Bucket === undefined && s3Endpoint === undefined && s3Region === undefined
   const localPort = read.int('S3_LOCAL_PORT', 4569, 1, 65535)
+  const localAccessKeyId = read.string('S3_LOCAL_ACCESS_KEY_ID', 'S3RVER')
+  const localSecretAccessKey = read.string('S3_LOCAL_SECRET_ACCESS_KEY', 'S3RVER')
+  if (embedded && isProduction && localSecretAccessKey.length < 16) {
+    read.problems.push('S3_LOCAL_SECRET_ACCESS_KEY must be set to at least 16 characters when NODE_ENV=production and the embedded S3 store is used')
+  }
 
   const cron = read.string('REPORT_CRON', '0 0,8,16 * * *')
   const cronProblem = checkCron(cron)
@@ -389,19 +355,14 @@ export function loadConfig (env: Env = process.env): Config {
     relay: {
       intervalMs: read.int('CHANGE_RELAY_INTERVAL_MS', 250, 10, 60_000)
     },
-    live: {
-      pollMs: read.int('LIVE_POLL_MS', 100, 10, 10_000),
-      heartbeatMs: read.int('LIVE_HEARTBEAT_MS', 15_000, 100, 30_000),
-      maxStreamsPerClient: read.int('LIVE_MAX_STREAMS_PER_CLIENT', 20, 1, 100_000),
-      maxStreams: read.int('LIVE_MAX_STREAMS', 20_000, 1, 1_000_000)
-    },
     s3: {
       bucket: s3Bucket ?? 'logistics-reports',
       endpoint: embedded ? `http://127.0.0.1:${localPort}` : s3Endpoint,
       region: s3Region ?? 'us-east-1',
       embedded,
       localPort,
-      localDirectory: read.string('S3_LOCAL_DIR', 'data/s3')
+      localDirectory: read.string('S3_LOCAL_DIR', 'data/s3'),
+      localCredentials: { accessKeyId: localAccessKeyId, secretAccessKey: localSecretAccessKey }
     },
     reports: { cron, timezone },
     rateLimit: {
@@ -416,8 +377,7 @@ export function loadConfig (env: Env = process.env): Config {
     ingestTokens,
     fakeSeed,
     piiMask: read.bool('PII_MASK', false),
-    amqp: readAmqp(read),
-    fleet: readFleet(read)
+    amqp: readAmqp(read)
   }
 
   if (read.problems.length > 0) throw new ConfigError(read.problems)

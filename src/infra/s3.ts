@@ -1,12 +1,9 @@
 import { CreateBucketCommand, HeadBucketCommand, HeadObjectCommand, PutBucketLifecycleConfigurationCommand, S3Client } from '@aws-sdk/client-s3'
 import type { Config } from '../config.js'
 
-/** The embedded store accepts any credentials; these are what it is given. */
-export const LOCAL_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }
-
 /**
- * AWS S3 through the standard credential chain, or an S3-compatible server (MinIO, the
- * embedded s3rver) at S3_ENDPOINT with path-style addressing. Checksums only where S3 requires
+ * AWS S3 through the standard credential chain, an S3-compatible server (MinIO) at
+ * S3_ENDPOINT, or the embedded store with its own key pair; path-style addressing for both. Checksums only where S3 requires
  * them: s3rver stores aws-chunked stream uploads corrupted otherwise.
  */
 export function createS3Client (config: Config['s3']): S3Client {
@@ -15,7 +12,8 @@ export function createS3Client (config: Config['s3']): S3Client {
     region: config.region,
     endpoint: config.endpoint,
     forcePathStyle: config.endpoint !== undefined,
-    credentials: config.embedded ? LOCAL_CREDENTIALS : undefined,
+    // The embedded store's own key pair (S3_LOCAL_ACCESS_KEY_ID / S3_LOCAL_SECRET_ACCESS_KEY).
+    credentials: config.embedded ? config.localCredentials : undefined,
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
     maxAttempts: 3

@@ -6,9 +6,11 @@ import path from 'node:path'
 import type { Test } from 'tap'
 import { freePort } from './redis.js'
 
-// The standard AWS credential chain reads these; the local store accepts any credentials.
-process.env.AWS_ACCESS_KEY_ID = 'S3RVER'
-process.env.AWS_SECRET_ACCESS_KEY = 'S3RVER'
+// The store accepts only requests signed with its key pair; the clients of the tests (the
+// standard AWS credential chain) sign with the same one.
+export const TEST_S3_CREDENTIALS = { accessKeyId: 'lt-test-access-key', secretAccessKey: 'lt-test-secret-access-key-0123456789' }
+process.env.AWS_ACCESS_KEY_ID = TEST_S3_CREDENTIALS.accessKeyId
+process.env.AWS_SECRET_ACCESS_KEY = TEST_S3_CREDENTIALS.secretAccessKey
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true'
 
 const ENTRY = new URL('../../src/local-s3.ts', import.meta.url).pathname
@@ -52,7 +54,15 @@ export class TestS3 {
 
   async start (): Promise<void> {
     this.child = spawn(process.execPath, ['--import', 'tsx', ENTRY], {
-      env: { ...process.env, S3_LOCAL_PORT: String(this.port), S3_LOCAL_DIR: this.directory, LOG_LEVEL: 'warn', NODE_ENV: 'test' },
+      env: {
+        ...process.env,
+        S3_LOCAL_PORT: String(this.port),
+        S3_LOCAL_DIR: this.directory,
+        S3_LOCAL_ACCESS_KEY_ID: TEST_S3_CREDENTIALS.accessKeyId,
+        S3_LOCAL_SECRET_ACCESS_KEY: TEST_S3_CREDENTIALS.secretAccessKey,
+        LOG_LEVEL: 'warn',
+        NODE_ENV: 'test'
+      },
       stdio: ['ignore', 'ignore', 'inherit']
     })
     const deadline = Date.now() + 15_000
