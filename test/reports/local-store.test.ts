@@ -83,7 +83,10 @@ t.test('other real SigV4 clients: curl --aws-sigv4 and the AWS CLI', async (t) =
   t.equal(wrong.stdout, '403')
 
   const aws = await run('aws', ['--version']).then(() => true, () => false)
-  if (!aws) return t.skip('the AWS CLI is not installed')
+  if (!aws) {
+    t.comment('the AWS CLI is not installed: skipped')
+    return
+  }
   const env = { ...process.env, AWS_DEFAULT_REGION: 'us-east-1' }
   const ls = await run('aws', ['--endpoint-url', s3server.endpoint, 's3', 'ls', `s3://${bucket}/reports/`, '--recursive'], { env })
   t.match(ls.stdout, /reports\/2026-11-22\/0800-summary\.json/)
