@@ -43,6 +43,20 @@ export const apps = [
     kill_timeout: drainMs + 5_000,
     max_memory_restart: '600M'
   },
+  {
+    ...common,
+    name: 'fleet',
+    // The MQTT position subscriber: exactly one (it holds the broker session MQTT_CLIENT_ID, and
+    // one writer keeps each vehicle's fixes in order). It acknowledges a fix only after its
+    // commit, so a stop or crash loses none: the broker redelivers what was not acknowledged.
+    script: 'dist/fleet.js',
+    exec_mode: 'fork',
+    instances: 1,
+    wait_ready: true,
+    listen_timeout: 30_000,
+    kill_timeout: drainMs + 5_000,
+    max_memory_restart: '400M'
+  },
   ...(embeddedS3
     ? [{
         ...common,

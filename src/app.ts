@@ -17,6 +17,7 @@ import { TrackingService } from './tracking/service.js'
 import { NearCache } from './tracking/near-cache.js'
 import { HubDirectory } from './hubs/directory.js'
 import { trackingRoutes } from './tracking/routes.js'
+import { batchRoutes } from './tracking/batch-routes.js'
 import { FakeOrders } from './orders/service.js'
 import { fakeRoutes } from './orders/routes.js'
 import { reportRoutes } from './reports/routes.js'
@@ -214,7 +215,9 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   const feed = new ChangeFeed(config.db, app.log, config.live.pollMs)
   app.addHook('onClose', async () => { await feed.stop() })
   await app.register(liveRoutes, { db: database.db, tracking, feed, heartbeatMs: config.live.heartbeatMs, maxStreamsPerClient: config.live.maxStreamsPerClient, maxStreams: config.live.maxStreams })
-  await app.register(trackingRoutes, { tracking, notFound: new NotFoundLimiter(notFound, config.rateLimit.notFoundPerMinute) })
+  const notFoundLimiter = new NotFoundLimiter(notFound, config.rateLimit.notFoundPerMinute)
+  await app.register(trackingRoutes, { tracking, notFound: notFoundLimiter })
+  await app.register(batchRoutes, { tracking, limiter, notFound: notFoundLimiter })
   const access = new Access({ adminToken: config.adminToken, ingestTokens: config.ingestTokens })
   await app.register(fakeRoutes, { fake, access })
   await app.register(reportRoutes, { s3: config.s3, access })

@@ -54,6 +54,13 @@ export interface Config {
     /** How often the change relay looks for changes whose invalidation may not have landed. */
     intervalMs: number
   }
+  live: {
+    /** How often each process reads new changes for its open streams. */
+    pollMs: number
+    heartbeatMs: number
+    maxStreamsPerClient: number
+    maxStreams: number
+  }
   s3: {
     bucket: string
     endpoint: string | undefined
@@ -83,6 +90,7 @@ export interface Config {
   fakeSeed: number | undefined
   piiMask: boolean
   amqp: AmqpConfig
+  fleet: FleetConfig
 }
 
 /** The RabbitMQ ingestion consumer (`node dist/ingest.js`). */
@@ -96,6 +104,21 @@ export interface AmqpConfig {
   /** Message types acknowledged and counted, never stored. */
   eventsToOmit: string[]
   /** Messages written in one transaction at most, and how long a batch waits to fill. */
+  batchMax: number
+  batchWaitMs: number
+}
+
+/** Vehicles, positions over MQTT and geofences (src/fleet/, `node dist/fleet.js`). */
+export interface FleetConfig {
+  mqttUrl: string
+  /** The subscriber's fixed client id (its persistent session on the broker). */
+  mqttClientId: string
+  /** Topics are `<prefix>/<vehicle_id>/position`. */
+  topicPrefix: string
+  geofenceRadiusM: number
+  geofenceDwellS: number
+  trackRetentionDays: number
+  /** Fixes written in one transaction at most, and how long a batch waits to fill. */
   batchMax: number
   batchWaitMs: number
 }
@@ -285,6 +308,24 @@ function readAmqp (read: Reader): AmqpConfig {
   }
 }
 
+function readFleet (read: Reader): FleetConfig {
+  const mqttUrl = read.url('MQTT_URL', 'mqtt://127.0.0.1:1883', ['mqtt:', 'mqtts:', 'tcp:'])
+  const mqttClientId = read.string('MQTT_CLIENT_ID', 'logistics-fleet')
+  if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(mqttClientId)) read.problems.push(`MQTT_CLIENT_ID must be 1 to 64 letters, digits or _ . : - (got "${mqttClientId}")`)
+  const topicPrefix = read.string('MQTT_TOPIC_PREFIX', 'fleet')
+  if (!/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/.test(topicPrefix)) read.problems.push(`MQTT_TOPIC_PREFIX must be topic levels of letters, digits or _ . - (got "${topicPrefix}")`)
+  return {
+    mqttUrl: mqttUrl.toString(),
+    mqttClientId,
+    topicPrefix,
+    geofenceRadiusM: read.int('GEOFENCE_RADIUS_M', 300, 10, 100_000),
+    geofenceDwellS: read.int('GEOFENCE_DWELL_S', 60, 0, 86_400),
+    trackRetentionDays: read.int('FLEET_TRACK_RETENTION_DAYS', 30, 1, 3650),
+    batchMax: read.int('FLEET_BATCH_MAX', 1000, 1, 5000),
+    batchWaitMs: read.int('FLEET_BATCH_WAIT_MS', 20, 0, 10_000)
+  }
+}
+
 export function loadConfig (env: Env = process.env): Config {
   const read = new Reader(env)
   const nodeEnv = read.oneOf('NODE_ENV', ['development', 'production', 'test'] as const, 'development')
@@ -355,6 +396,12 @@ export function loadConfig (env: Env = process.env): Config {
     relay: {
       intervalMs: read.int('CHANGE_RELAY_INTERVAL_MS', 250, 10, 60_000)
     },
+    live: {
+      pollMs: read.int('LIVE_POLL_MS', 100, 10, 10_000),
+      heartbeatMs: read.int('LIVE_HEARTBEAT_MS', 15_000, 100, 30_000),
+      maxStreamsPerClient: read.int('LIVE_MAX_STREAMS_PER_CLIENT', 20, 1, 100_000),
+      maxStreams: read.int('LIVE_MAX_STREAMS', 20_000, 1, 1_000_000)
+    },
     s3: {
       bucket: s3Bucket ?? 'logistics-reports',
       endpoint: embedded ? `http://127.0.0.1:${localPort}` : s3Endpoint,
@@ -377,7 +424,8 @@ export function loadConfig (env: Env = process.env): Config {
     ingestTokens,
     fakeSeed,
     piiMask: read.bool('PII_MASK', false),
-    amqp: readAmqp(read)
+    amqp: readAmqp(read),
+    fleet: readFleet(read)
   }
 
   if (read.problems.length > 0) throw new ConfigError(read.problems)

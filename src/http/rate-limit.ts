@@ -80,10 +80,10 @@ export class SharedCounter {
     this.timer.unref()
   }
 
-  /** Counts one hit and returns the count so far in this window and the ms left in it. */
-  hit (key: string, now = Date.now()): { current: number, ttl: number } {
+  /** Counts `count` hits (one by default) and returns the count so far in this window and the ms left in it. */
+  hit (key: string, now = Date.now(), count = 1): { current: number, ttl: number } {
     const window = this.window(key, now)
-    window.local += 1
+    window.local += count
     return { current: window.others + window.local, ttl: (window.id + 1) * this.windowMs - now }
   }
 
@@ -185,7 +185,13 @@ export class RequestLimiter {
   /** The 429 to answer with, or undefined to let the request through. */
   check (request: FastifyRequest): HttpError | undefined {
     if (this.perMinute <= 0 || request.routeOptions.config.rateLimit === false) return undefined
-    const { current, ttl } = this.counter.hit(clientKey(request.ip))
+    return this.charge(request, 1)
+  }
+
+  /** Counts `count` more requests for this client (a batch counts each of its lookups). */
+  charge (request: FastifyRequest, count: number): HttpError | undefined {
+    if (this.perMinute <= 0 || count <= 0) return undefined
+    const { current, ttl } = this.counter.hit(clientKey(request.ip), Date.now(), count)
     if (current <= this.perMinute) return undefined
     const seconds = String(Math.max(1, Math.ceil(ttl / 1000)))
     return new HttpError(429, 'RATE_LIMITED', `Too many requests: at most ${this.perMinute} a minute; retry in ${seconds} s`, {
@@ -214,9 +220,9 @@ export class NotFoundLimiter {
   }
 
   /** Throws 429 once this client has had more than its share of 404s in the minute. */
-  recordNotFound (request: FastifyRequest): void {
-    if (this.perMinute <= 0) return
-    const { current, ttl } = this.counter.hit(clientKey(request.ip))
+  recordNotFound (request: FastifyRequest, count = 1): void {
+    if (this.perMinute <= 0 || count <= 0) return
+    const { current, ttl } = this.counter.hit(clientKey(request.ip), Date.now(), count)
     if (current > this.perMinute) throw this.refusal(ttl)
   }
 

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Db } from '../infra/db.js'
 import type { Access } from '../http/auth.js'
 import { IdempotencyStore } from './idempotency.js'
-import { acceptJsonBodies } from './json-body.js'
+import { acceptJsonBodies } from '../http/json-body.js'
 import { orderRoutes } from './orders-routes.js'
 import { eventRoutes } from './events-routes.js'
 

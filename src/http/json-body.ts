@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify'
-import { HttpError, badRequest } from '../http/errors.js'
+import { HttpError, badRequest } from './errors.js'
 
 /** Deeper than this is no order or event (and would strain every recursive walk of it). */
 export const MAX_JSON_DEPTH = 32
