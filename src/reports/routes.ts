@@ -15,7 +15,7 @@ const ReportEntry = Type.Object({
   key: Type.String(),
   size: Type.Integer(),
   last_modified: Type.String(),
-  url: Type.String({ description: 'GET it (with the admin token) to be redirected to the object' })
+  url: Type.String({ description: 'GET it (with the admin token) to download the object; add ?redirect=1 for a presigned S3 URL instead' })
 })
 
 function toEntry (object: _Object): Static<typeof ReportEntry> | null {
@@ -75,15 +75,34 @@ export const reportRoutes: FastifyPluginAsyncTypebox<{ s3: Config['s3'], access:
     return { reports }
   })
 
+  // The object itself, streamed through the API: every client that can send the admin token
+  // gets the file (curl --location-trusted, wget --header, Python urllib resend Authorization on
+  // a redirect, which S3 refuses next to a presigned URL's signature). ?redirect=1 asks for the
+  // old answer instead: a 302 to a presigned S3 URL valid for 5 minutes, to fetch without the token.
   app.get('/reports/*', {
-    schema: { response: { 302: Type.Null(), 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 503: ErrorResponse } }
+    schema: {
+      querystring: Type.Object({ redirect: Type.Optional(Type.Union([Type.Literal('1'), Type.Literal('0'), Type.Literal('true'), Type.Literal('false')])) }),
+      response: { 302: Type.Null(), 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 503: ErrorResponse }
+    },
+    schemaErrorFormatter: () => badRequest('REDIRECT_INVALID', 'redirect must be 1 or 0')
   }, async (request, reply) => {
     const key = `reports/${(request.params as { '*': string })['*']}`
     if (!REPORT_KEY.test(key)) throw badRequest('REPORT_KEY_INVALID', 'Expected /reports/YYYY-MM-DD/HHMM-summary.json or /reports/YYYY-MM-DD/HHMM-orders.csv.gz')
     const reports = await open()
-    const exists = await reports.exists(key).catch(() => { throw storageDown() })
-    if (!exists) throw notFound('REPORT_NOT_FOUND', `No report at ${key}`)
-    const url = await reports.downloadUrl(key, DOWNLOAD_URL_SECONDS).catch(() => { throw storageDown() })
-    return reply.header('cache-control', 'no-store').redirect(url, 302)
+    const redirect = request.query.redirect === '1' || request.query.redirect === 'true'
+    if (redirect) {
+      const exists = await reports.exists(key).catch(() => { throw storageDown() })
+      if (!exists) throw notFound('REPORT_NOT_FOUND', `No report at ${key}`)
+      const url = await reports.downloadUrl(key, DOWNLOAD_URL_SECONDS).catch(() => { throw storageDown() })
+      return reply.header('cache-control', 'no-store').redirect(url, 302)
+    }
+    const object = await reports.open(key).catch(() => { throw storageDown() })
+    if (object === null) throw notFound('REPORT_NOT_FOUND', `No report at ${key}`)
+    reply.header('cache-control', 'no-store')
+      .header('content-type', key.endsWith('.json') ? 'application/json; charset=utf-8' : 'application/gzip')
+      .header('content-disposition', `attachment; filename="${key.split('/').slice(1).join('-')}"`)
+    if (object.size !== undefined) reply.header('content-length', object.size)
+    if (object.lastModified !== undefined) reply.header('last-modified', object.lastModified.toUTCString())
+    return await reply.send(object.body as never) // a stream: no response schema applies
   })
 }

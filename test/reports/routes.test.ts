@@ -1,9 +1,12 @@
 import t from 'tap'
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
 import { gunzipSync } from 'node:zlib'
 import { buildTestApp } from '../helpers/app.js'
 import { TestS3 } from '../helpers/s3.js'
 import { ERROR_EXAMPLE, shapeDifferences } from '../helpers/contract.js'
 import { createLogger } from '../../src/logger.js'
+import { PutObjectCommand } from '@aws-sdk/client-s3'
 import { createS3Client, ensureBucket } from '../../src/infra/s3.js'
 import { ReportRunner } from '../../src/reports/runner.js'
 import { ReportSchedule } from '../../src/reports/slots.js'
@@ -14,6 +17,7 @@ const bucket = 'reports-routes'
 const token = 'test-admin-token-0123456789'
 const { app, config, database } = await buildTestApp(t, 'reports_routes', { ...s3server.env(bucket), ADMIN_TOKEN: token })
 const auth = { authorization: `Bearer ${token}` }
+const run = promisify(execFile)
 
 const s3 = createS3Client(config.s3)
 t.teardown(() => s3.destroy())
@@ -40,18 +44,50 @@ t.test('GET /reports lists reports newest first, with slot, key and size', async
   t.equal((await app.inject({ url: '/reports?limit=abc', headers: auth })).json().code, 'LIMIT_INVALID')
 })
 
-t.test('GET /reports/<key> redirects to a short-lived presigned URL that works', async (t) => {
+t.test('GET /reports/<key> answers with the object itself', async (t) => {
   const summary = await app.inject({ url: '/reports/2026-11-22/0800-summary.json', headers: auth })
+  t.equal(summary.statusCode, 200)
+  t.match(summary.headers['content-type'], /^application\/json/)
+  t.equal(summary.headers['cache-control'], 'no-store')
+  t.match(summary.headers['content-disposition'], /attachment; filename="2026-11-22-0800-summary.json"/)
+  t.equal(summary.json().totalOrders, 50)
+  t.equal(Object.keys(summary.json().trackingSummary).length, 8)
+
+  const csv = await app.inject({ url: '/reports/2026-11-22/0800-orders.csv.gz', headers: auth })
+  t.equal(csv.statusCode, 200)
+  t.equal(csv.headers['content-type'], 'application/gzip')
+  t.equal(Number(csv.headers['content-length']), csv.rawPayload.length)
+  t.equal(gunzipSync(csv.rawPayload).toString().trim().split('\n').length, 51)
+})
+
+t.test('?redirect=1: a 302 to a short-lived presigned URL that works without the token', async (t) => {
+  const summary = await app.inject({ url: '/reports/2026-11-22/0800-summary.json?redirect=1', headers: auth })
   t.equal(summary.statusCode, 302)
   const location = summary.headers.location as string
   t.match(location, new RegExp(`^${s3server.endpoint}/${bucket}/reports/2026-11-22/0800-summary.json\\?.*X-Amz-Expires=300`))
-  const body = await (await fetch(location)).json() as { trackingSummary: Record<string, number>, totalOrders: number }
+  const body = await (await fetch(location)).json() as { totalOrders: number }
   t.equal(body.totalOrders, 50)
-  t.equal(Object.keys(body.trackingSummary).length, 8)
+  t.equal((await app.inject({ url: '/reports/2026-11-22/0800-summary.json?redirect=maybe', headers: auth })).json().code, 'REDIRECT_INVALID')
+  t.equal((await app.inject({ url: '/reports/2026-11-22/0900-summary.json?redirect=1', headers: auth })).statusCode, 404)
+})
 
-  const csv = await app.inject({ url: '/reports/2026-11-22/0800-orders.csv.gz', headers: auth })
-  const rows = gunzipSync(Buffer.from(await (await fetch(csv.headers.location as string)).arrayBuffer())).toString().trim().split('\n')
-  t.equal(rows.length, 51)
+t.test('real clients download with the token: curl (also --location-trusted), wget, Python urllib', async (t) => {
+  const address = await app.listen({ port: 0, host: '127.0.0.1' })
+  const url = `${address}/reports/2026-11-22/0800-summary.json`
+  const expected = (await app.inject({ url: '/reports/2026-11-22/0800-summary.json', headers: auth })).body
+  const has = async (cmd: string): Promise<boolean> => await run(cmd, ['--version']).then(() => true, () => false)
+
+  t.equal((await run('curl', ['-sS', '--fail', '-H', `Authorization: Bearer ${token}`, url])).stdout, expected, 'curl')
+  t.equal((await run('curl', ['-sS', '--fail', '--location-trusted', '-H', `Authorization: Bearer ${token}`, url])).stdout, expected, 'curl --location-trusted')
+  const redirected = await run('curl', ['-sS', '--fail', '-L', '-H', `Authorization: Bearer ${token}`, `${url}?redirect=1`])
+  t.equal(redirected.stdout, expected, 'curl -L with ?redirect=1 (curl drops the header on the redirect)')
+  if (await has('wget')) {
+    t.equal((await run('wget', ['-q', '-O', '-', '--header', `Authorization: Bearer ${token}`, url])).stdout, expected, 'wget --header')
+  } else t.comment('wget not installed')
+  if (await has('python3')) {
+    const script = 'import sys, urllib.request\nreq = urllib.request.Request(sys.argv[1], headers={"Authorization": "Bearer " + sys.argv[2]})\nsys.stdout.write(urllib.request.urlopen(req).read().decode())'
+    t.equal((await run('python3', ['-c', script, url, token])).stdout, expected, 'python3 urllib')
+  } else t.comment('python3 not installed')
 })
 
 t.test('bad and unknown report keys', async (t) => {
@@ -87,4 +123,14 @@ t.test('S3 down: 503 with Retry-After, then fine again', async (t) => {
   t.ok(res.headers['retry-after'])
   await s3server.start()
   t.equal((await app.inject({ url: '/reports', headers: auth })).statusCode, 200)
+})
+
+t.test('the listing reads plain keys and the offset keys of a repeated local time, in time order', async (t) => {
+  for (const key of ['reports/2026-11-01/0000-0400-summary.json', 'reports/2026-11-01/0000-0500-summary.json', 'reports/2026-11-01/0800-summary.json', 'reports/2026-10-31/1600-summary.json']) {
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: '{}' }))
+  }
+  const { reports } = (await app.inject({ url: '/reports?limit=1000', headers: auth })).json()
+  const nov1 = reports.filter((r: { key: string }) => r.key.startsWith('reports/2026-11-01/') || r.key.startsWith('reports/2026-10-31/'))
+  t.same(nov1.map((r: { slot: string }) => r.slot), ['2026-11-01T0800', '2026-11-01T0000-0500', '2026-11-01T0000-0400', '2026-10-31T1600'], 'the second midnight (-05:00) came after the first')
+  t.equal((await app.inject({ url: '/reports/2026-11-01/0000-0500-summary.json', headers: auth })).statusCode, 200)
 })
