@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs'
+import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { createLogger } from '../src/logger.js'
 import { createRedis, RedisGuard } from '../src/infra/redis.js'
@@ -38,11 +40,21 @@ run(async () => {
     await new RedisGuard(redis, logger).waitUntilReady(1000)
     const outcome = await withDatabase(config, async ({ db }) =>
       await new ReportRunner({ db, s3, bucket: config.s3.bucket, redis, schedule, logger }).run(slot, { force: values['if-missing'] !== true }))
-    const where = (key: string): string => config.s3.embedded ? `${config.s3.localDirectory}/${config.s3.bucket}/${key}` : `s3://${config.s3.bucket}/${key}`
     if (outcome.status === 'locked') throw new Error(`another worker is making the ${outcome.slot} report right now`)
     console.log(`report for ${outcome.slot}${outcome.status === 'exists' ? ' already exists' : ` made in ${(outcome.ms / 1000).toFixed(1)} s`}`)
-    console.log(`  summary: ${where(outcome.keys.summary)}`)
-    console.log(`  export:  ${where(outcome.keys.export)}${outcome.exportBytes === undefined ? '' : ` (${outcome.exportBytes} bytes)`}`)
+    console.log(`  summary: s3://${config.s3.bucket}/${outcome.keys.summary}`)
+    console.log(`  export:  s3://${config.s3.bucket}/${outcome.keys.export}${outcome.exportBytes === undefined ? '' : ` (${outcome.exportBytes} bytes)`}`)
+    if (config.s3.embedded) {
+      // s3rver keeps each object in a file of its own, named after the key.
+      const file = (key: string): string => path.resolve(config.s3.localDirectory, config.s3.bucket, `${key}._S3rver_object`)
+      for (const key of [outcome.keys.summary, outcome.keys.export]) {
+        if (existsSync(file(key))) console.log(`  file:    ${file(key)}`)
+      }
+    }
+    const api = `http://${config.server.host === '0.0.0.0' ? '127.0.0.1' : config.server.host}:${config.server.port}`
+    console.log('  download (with the API running):')
+    console.log(`    curl -fsS -H "Authorization: Bearer $ADMIN_TOKEN" -o ${path.basename(outcome.keys.summary)} ${api}/${outcome.keys.summary}`)
+    console.log(`    curl -fsS -H "Authorization: Bearer $ADMIN_TOKEN" -o ${path.basename(outcome.keys.export)} ${api}/${outcome.keys.export}`)
     if (outcome.summary !== undefined) console.log(`  orders: ${outcome.summary.totalOrders}, ${JSON.stringify(outcome.summary.trackingSummary)}`)
   } finally {
     redis.disconnect()
