@@ -1,6 +1,7 @@
 import t from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { sql } from 'kysely'
+import { createConnection } from 'mysql2/promise'
 import mqtt from 'mqtt'
 import { buildTestApp, eventually } from '../helpers/app.js'
 import { insertKnownOrder } from '../helpers/orders.js'
@@ -75,15 +76,28 @@ t.test('a drive over MQTT, the subscriber SIGKILLed in the middle: one arrival, 
   t.equal((await app.inject(`/query?sno=${sno}`)).json().tracking_status, 'Created', '/query cached before the drive')
 
   const drive = driveIntoHub({ lat: Number(hub7.lat), lng: Number(hub7.lng) }, minutesAgo(20), 300)
+  const third = Math.floor(drive.length / 3)
   const cut = Math.floor(drive.length * 0.6)
   let subscriber = await startSubscriber()
-  // Sent all at once: the subscriber (two fixes per transaction here) is still at it when killed.
-  await Promise.all(drive.slice(0, cut).map(async (fix) => await publish('MQ-01', fix)))
-  t.ok(await eventually(async () => await newestFix('MQ-01') >= drive[Math.floor(cut / 3)].ts, 60_000), 'a third of it written')
+  await Promise.all(drive.slice(0, third).map(async (fix) => await publish('MQ-01', fix)))
+  t.ok(await eventually(async () => await newestFix('MQ-01') === drive[third - 1].ts, 60_000), 'a third of it written')
+  // Hold the vehicle's row: the subscriber's next batch waits for it, taken and not acknowledged.
+  const blocker = await createConnection({ host: config.db.host, port: config.db.port, user: config.db.user, password: config.db.password, database: config.db.database })
+  await blocker.query('BEGIN')
+  await blocker.query("SELECT id FROM vehicles WHERE id = 'MQ-01' FOR UPDATE")
+  await Promise.all(drive.slice(third, cut).map(async (fix) => await publish('MQ-01', fix)))
+  const waiting = async (): Promise<boolean> => {
+    const [rows] = await blocker.query(`SELECT COUNT(*) AS n FROM information_schema.INNODB_TRX t JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id
+      WHERE t.trx_state = 'LOCK WAIT' AND p.DB = DATABASE()`)
+    return Number((rows as Array<{ n: number }>)[0].n) > 0
+  }
+  t.ok(await eventually(waiting, 30_000), 'the subscriber is in the middle of a batch')
   subscriber.kill('SIGKILL')
   await new Promise((resolve) => subscriber.once('exit', resolve))
+  await blocker.query('ROLLBACK')
+  await blocker.end()
   const atKill = await newestFix('MQ-01')
-  t.ok(atKill < drive[cut - 1].ts, 'killed before the end of what was sent')
+  t.equal(atKill, drive[third - 1].ts, 'killed with fixes taken and not written')
   for (const fix of drive.slice(cut)) await publish('MQ-01', fix)
 
   subscriber = await startSubscriber()
