@@ -18,6 +18,7 @@ import { NearCache } from './tracking/near-cache.js'
 import { HubDirectory } from './hubs/directory.js'
 import { trackingRoutes } from './tracking/routes.js'
 import { batchRoutes } from './tracking/batch-routes.js'
+import { webhookRoutes } from './webhooks/routes.js'
 import { FakeOrders } from './orders/service.js'
 import { fakeRoutes } from './orders/routes.js'
 import { reportRoutes } from './reports/routes.js'
@@ -185,12 +186,19 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
     payload.resume()
     done(null, undefined)
   })
-  // The one per-request hook: headers, the URL limit and the rate limit, without a promise.
+  // Overload: answer 503 at once rather than let every request time out.
+  const overload = new OverloadGuard({ maxEventLoopDelayMs: config.overload.maxEventLoopDelayMs, maxHeapUsedBytes: config.overload.maxHeapUsedMb * 1024 * 1024 }, app.log)
+  app.decorate('overload', overload)
+  overload.start()
+  app.addHook('onClose', async () => { overload.stop() })
+  const shedding = overload.enabled
+  // The one per-request hook: headers, the URL limit, the rate limit and the overload guard,
+  // without a promise (a second hook cost a hook-runner pass per request on the hit path).
   const limiter = new RequestLimiter(requests, config.rateLimit.perMinute)
   app.addHook('onRequest', (request, reply, done) => {
     reply.headers(SECURITY_HEADERS).header('x-request-id', request.id)
     if (request.url.length > MAX_URL_LENGTH) done(badRequest('URL_TOO_LONG', `The URL must stay under ${MAX_URL_LENGTH} characters`))
-    else done(limiter.check(request))
+    else done(limiter.check(request) ?? (shedding && overload.refuse() ? unavailable('OVERLOADED', 'The service is overloaded; try again shortly', 5) : undefined))
   })
   // nginx logs every request with its time; at debug level the API does too.
   if (['debug', 'trace'].includes(config.logLevel)) {
@@ -199,16 +207,6 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
     })
   }
 
-  // Overload: answer 503 at once rather than let every request time out.
-  const overload = new OverloadGuard({ maxEventLoopDelayMs: config.overload.maxEventLoopDelayMs, maxHeapUsedBytes: config.overload.maxHeapUsedMb * 1024 * 1024 }, app.log)
-  app.decorate('overload', overload)
-  overload.start()
-  app.addHook('onClose', async () => { overload.stop() })
-  if (overload.enabled) {
-    app.addHook('onRequest', (_request, _reply, done) => {
-      done(overload.refuse() ? unavailable('OVERLOADED', 'The service is overloaded; try again shortly', 5) : undefined)
-    })
-  }
   registerErrorHandling(app)
 
   await app.register(healthRoutes, { db: database.db, redis: guard })
@@ -220,6 +218,7 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   await app.register(batchRoutes, { tracking, limiter, notFound: notFoundLimiter })
   const access = new Access({ adminToken: config.adminToken, ingestTokens: config.ingestTokens })
   await app.register(fakeRoutes, { fake, access })
+  await app.register(webhookRoutes, { db: database.db, access })
   await app.register(reportRoutes, { s3: config.s3, access })
   await app.register(intakeRoutes, { db: database.db, access })
   await app.register(fleetRoutes, { db: database.db, access, fleet: config.fleet })

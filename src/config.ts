@@ -54,6 +54,11 @@ export interface Config {
     /** How often the change relay looks for changes whose invalidation may not have landed. */
     intervalMs: number
   }
+  webhooks: {
+    /** The first retry's delay; later ones grow from it (see src/webhooks/dispatcher.ts). */
+    retryBaseMs: number
+    timeoutMs: number
+  }
   live: {
     /** How often each process reads new changes for its open streams. */
     pollMs: number
@@ -395,6 +400,10 @@ export function loadConfig (env: Env = process.env): Config {
     },
     relay: {
       intervalMs: read.int('CHANGE_RELAY_INTERVAL_MS', 250, 10, 60_000)
+    },
+    webhooks: {
+      retryBaseMs: read.int('WEBHOOK_RETRY_BASE_MS', 5000, 10, 3_600_000),
+      timeoutMs: read.int('WEBHOOK_TIMEOUT_MS', 10_000, 100, 60_000)
     },
     live: {
       pollMs: read.int('LIVE_POLL_MS', 100, 10, 10_000),

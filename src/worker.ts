@@ -7,6 +7,7 @@ import { createS3Client, ensureBucket } from './infra/s3.js'
 import { withRetry } from './infra/retry.js'
 import { ReportRunner } from './reports/runner.js'
 import { startReportScheduler } from './reports/scheduler.js'
+import { DEFAULT_DISPATCHER, WebhookDispatcher } from './webhooks/dispatcher.js'
 import { ReportSchedule } from './reports/slots.js'
 
 /** The report worker: `node dist/worker.js` (PM2 runs exactly one). */
@@ -20,16 +21,21 @@ async function main (): Promise<void> {
   const s3 = createS3Client(config.s3)
 
   const controller = new AbortController()
-  const running: { scheduler?: ReturnType<typeof startReportScheduler> } = {}
+  const running: { scheduler?: ReturnType<typeof startReportScheduler>, webhooks?: WebhookDispatcher } = {}
   closeWithGrace({ delay: config.server.shutdownTimeoutMs }, async ({ signal, err }) => {
     if (err !== undefined) logger.error({ err }, 'worker stopping after an error')
     else logger.info({ signal }, 'worker stopping')
     controller.abort()
     await running.scheduler?.stop()
+    await running.webhooks?.stop()
     await database.close()
     redis.disconnect()
     s3.destroy()
   })
+
+  // Webhook deliveries from the change log (one worker leads; the others stand by).
+  running.webhooks = new WebhookDispatcher(database, config.db, logger, { ...DEFAULT_DISPATCHER, retryBaseMs: config.webhooks.retryBaseMs, timeoutMs: config.webhooks.timeoutMs })
+  running.webhooks.start()
 
   // S3 (the embedded store, under PM2) may still be starting: wait for it, patiently.
   await withRetry(async () => { await ensureBucket(s3, config.s3.bucket) }, {
