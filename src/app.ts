@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { createRequire } from 'node:module'
 import type { Server } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Writable } from 'node:stream'
@@ -11,6 +12,7 @@ import { createDatabase, unreachableMessage } from './infra/db.js'
 import { badRequest, registerErrorHandling, unavailable } from './http/errors.js'
 import { healthRoutes } from './http/health.js'
 import { OverloadGuard } from './http/overload.js'
+import { registerDocs } from './http/docs.js'
 import { NotFoundLimiter, RequestLimiter, SharedCounter } from './http/rate-limit.js'
 import { createTrackingCache, startCacheRelay } from './tracking/cache-setup.js'
 import { TrackingService } from './tracking/service.js'
@@ -56,6 +58,9 @@ const SECURITY_HEADERS = {
   'referrer-policy': 'no-referrer',
   'cross-origin-resource-policy': 'same-site'
 }
+
+/** The API's version, as package.json says. */
+const API_VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 // Ids made here: a random per-process prefix and a counter (unique without a UUID per request).
@@ -208,6 +213,7 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   }
 
   registerErrorHandling(app)
+  await registerDocs(app, API_VERSION)
 
   await app.register(healthRoutes, { db: database.db, redis: guard })
   const feed = new ChangeFeed(config.db, app.log, config.live.pollMs)
