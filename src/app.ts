@@ -13,6 +13,7 @@ import { badRequest, registerErrorHandling, unavailable } from './http/errors.js
 import { healthRoutes } from './http/health.js'
 import { OverloadGuard } from './http/overload.js'
 import { registerDocs } from './http/docs.js'
+import { registerMetrics } from './http/metrics.js'
 import { NotFoundLimiter, RequestLimiter, SharedCounter } from './http/rate-limit.js'
 import { createTrackingCache, startCacheRelay } from './tracking/cache-setup.js'
 import { TrackingService } from './tracking/service.js'
@@ -214,6 +215,8 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
 
   registerErrorHandling(app)
   await registerDocs(app, API_VERSION)
+  const access = new Access({ adminToken: config.adminToken, ingestTokens: config.ingestTokens })
+  registerMetrics(app, { db: database.db, guard, tracking, access })
 
   await app.register(healthRoutes, { db: database.db, redis: guard })
   const feed = new ChangeFeed(config.db, app.log, config.live.pollMs)
@@ -222,7 +225,6 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   const notFoundLimiter = new NotFoundLimiter(notFound, config.rateLimit.notFoundPerMinute)
   await app.register(trackingRoutes, { tracking, notFound: notFoundLimiter })
   await app.register(batchRoutes, { tracking, limiter, notFound: notFoundLimiter })
-  const access = new Access({ adminToken: config.adminToken, ingestTokens: config.ingestTokens })
   await app.register(fakeRoutes, { fake, access })
   await app.register(webhookRoutes, { db: database.db, access })
   await app.register(reportRoutes, { s3: config.s3, access })

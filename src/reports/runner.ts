@@ -104,6 +104,8 @@ export class ReportRunner {
       })), retry)
       await this.abortOrphans()
       const done = outcome('done', { summary, exportBytes: exported.bytes })
+      // For /metrics (logistics_last_report_timestamp_seconds); losing it costs nothing else.
+      await this.deps.redis?.set('metrics:report:last', String(Math.floor(Date.now() / 1000))).catch(() => {})
       log.info({ keys, exportBytes: exported.bytes, orders: summary.totalOrders, ms: done.ms }, 'report stored')
       if (summary.totalOrders === 0) log.info('there are no orders yet, so this report is empty; the next slot\'s will count what arrives until then')
       return done
