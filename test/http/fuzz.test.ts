@@ -12,11 +12,12 @@ const token = 'fuzz-admin-token-0123456789abcdef'
 const { app, database } = await buildTestApp(t, 'http_fuzz', { ADMIN_TOKEN: token, RATE_LIMIT_PER_MINUTE: '1000000', RATE_LIMIT_NOT_FOUND_PER_MINUTE: '1000000' })
 const order = await insertKnownOrder(database.db)
 
-const ALLOWED = new Set([200, 302, 400, 401, 403, 404, 405, 429, 503])
+const ALLOWED = new Set([200, 201, 202, 204, 302, 400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 503])
 const LEAKS = /\bat [\w.<>]+ \(|\.ts:\d+|\.js:\d+|node_modules|SELECT |INSERT |ER_[A-Z_]+|sqlMessage|Error:/
 
 const paths = fc.oneof(
-  fc.constantFrom('/', '/health', '/query', '/fake', '/reports', '/reports/2026-11-22/0800-summary.json', '/nope', '/query/', '//query', '/QUERY'),
+  fc.constantFrom('/', '/health', '/query', '/fake', '/reports', '/reports/2026-11-22/0800-summary.json', '/nope', '/query/', '//query', '/QUERY',
+    '/orders', '/events', '/webhooks', '/webhooks/1', '/metrics', '/fleet', '/fleet/TPE-01', '/vehicles', '/vehicles/TPE-01/positions'),
   fc.webPath().map((p) => p.startsWith('/') ? p : `/${p}`),
   fc.string({ maxLength: 40 }).map((s) => `/${encodeURIComponent(s)}`)
 )
