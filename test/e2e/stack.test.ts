@@ -47,7 +47,13 @@ const env = {
   LOG_LEVEL: 'warn',
   SHUTDOWN_TIMEOUT_MS: '3000',
   RATE_LIMIT_PER_MINUTE: '1000000',
-  RATE_LIMIT_NOT_FOUND_PER_MINUTE: '1000000'
+  RATE_LIMIT_NOT_FOUND_PER_MINUTE: '1000000',
+  S3_LOCAL_ACCESS_KEY_ID: 'e2e-stack-key',
+  S3_LOCAL_SECRET_ACCESS_KEY: 'e2e-stack-secret-0123456789',
+  // Its own broker session, topics and queue on the shared Mosquitto and RabbitMQ.
+  MQTT_CLIENT_ID: `lt-e2e-stack-${process.pid}`,
+  MQTT_TOPIC_PREFIX: 'lt-e2e-stack',
+  AMQP_QUEUE: `lt.e2e_stack.${process.pid}.events`
 }
 delete (env as Record<string, string | undefined>).S3_BUCKET
 delete (env as Record<string, string | undefined>).S3_ENDPOINT
@@ -70,10 +76,13 @@ t.test('nginx -t accepts the shipped config', async (t) => {
   t.ok(result.ok, result.output)
 })
 
-t.test('PM2 runs the API (cluster), the worker and the local S3 store', async (t) => {
+t.test('PM2 runs the API (cluster), the worker, the queue consumer, the fleet subscriber and the local S3 store', async (t) => {
   await pm2Run('start', 'ecosystem.config.js')
   const list = JSON.parse(await pm2Run('jlist')) as Array<{ name: string, pm2_env: { status: string, exec_mode: string } }>
-  t.same(list.map((p) => p.name).sort(), ['api', 'api', 's3-local', 'worker'])
+  const { apps } = await import(new URL('../../ecosystem.config.js', import.meta.url).href) as { apps: Array<{ name: string }> }
+  const expected = apps.flatMap((a) => a.name === 'api' ? ['api', 'api'] : [a.name]).sort()
+  t.same(list.map((p) => p.name).sort(), expected, `every app of the ecosystem file runs (${expected.join(', ')})`)
+  t.ok(['api', 'worker', 's3-local', 'fleet'].every((name) => expected.includes(name)))
   t.ok(list.filter((p) => p.name === 'api').every((p) => p.pm2_env.exec_mode === 'cluster_mode'))
   t.ok(await eventually(async () => (await fetch(`${base}/health`).catch(() => null))?.status === 200, 20_000), 'healthy through nginx')
 })
