@@ -81,7 +81,7 @@ t.test('FAKE_SEED makes the generated orders reproducible', async (t) => {
 
 t.test('in production /fake needs the admin token', async (t) => {
   const token = 'prod-token-0123456789abcdef'
-  const { app: prod } = await buildTestApp(t, 'orders_fake_prod', { NODE_ENV: 'production', ADMIN_TOKEN: token, LOG_LEVEL: 'silent' })
+  const { app: prod } = await buildTestApp(t, 'orders_fake_prod', { NODE_ENV: 'production', ADMIN_TOKEN: token, S3_LOCAL_SECRET_ACCESS_KEY: 'prod-s3-secret-0123456789', LOG_LEVEL: 'silent' })
   const none = await prod.inject('/fake?num=1')
   t.equal(none.statusCode, 401)
   t.equal(none.json().code, 'UNAUTHORIZED')
