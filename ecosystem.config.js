@@ -57,6 +57,20 @@ export const apps = [
     kill_timeout: drainMs + 5_000,
     max_memory_restart: '400M'
   },
+  {
+    ...common,
+    name: 'ingest',
+    // The RabbitMQ consumer (AMQP_QUEUE): one process, batches acknowledged only after commit.
+    // On SIGINT it stops consuming, finishes and acknowledges the batch under way, then closes;
+    // what it had not started goes back to the queue. kill_timeout leaves it the drain delay.
+    script: 'dist/ingest.js',
+    exec_mode: 'fork',
+    instances: 1,
+    wait_ready: true,
+    listen_timeout: 30_000,
+    kill_timeout: drainMs + 5_000,
+    max_memory_restart: '400M'
+  },
   ...(embeddedS3
     ? [{
         ...common,
