@@ -6,6 +6,7 @@ import type { HubDirectory } from '../hubs/directory.js'
 import type { TrackingStatus } from '../tracking/statuses.js'
 import type { EventInput } from '../writes/types.js'
 import { Writer } from '../writes/writer.js'
+import { upsertRows } from '../writes/sql.js'
 import type { Fix, FixRefusal } from './fix.js'
 import { distanceM } from './geo.js'
 import { step, visitEventId, type Transition, type Zone } from './geofence.js'
@@ -221,9 +222,7 @@ export class FleetProcessor {
         vehicleUpdates)))
     }
     if (zoneUpserts.length > 0) {
-      writes.push(trx.executeQuery(CompiledQuery.raw(
-        `INSERT INTO geofence_states (vehicle_id, location_id, state, since) VALUES ${placeholders(zoneUpserts.length / 4, '(?, ?, ?, ?)')}
-         ON DUPLICATE KEY UPDATE state = VALUES(state), since = VALUES(since)`, zoneUpserts)))
+      writes.push(upsertRows(trx, 'geofence_states', ['vehicle_id', 'location_id', 'state', 'since'], zoneUpserts, 'state = v.state, since = v.since'))
     }
     if (zoneDeletes.length > 0) {
       writes.push(trx.executeQuery(CompiledQuery.raw(
@@ -231,8 +230,7 @@ export class FleetProcessor {
     }
     if (counts.size > 0) {
       const values = [...counts].flat()
-      writes.push(trx.executeQuery(CompiledQuery.raw(
-        `INSERT INTO fleet_counters (name, count) VALUES ${placeholders(counts.size, '(?, ?)')} ON DUPLICATE KEY UPDATE count = count + VALUES(count)`, values)))
+      writes.push(upsertRows(trx, 'fleet_counters', ['name', 'count'], values, 'count = fleet_counters.count + v.count'))
     }
     // One connection: these run one after another, without waiting for each round trip in JS.
     await Promise.all(writes)

@@ -1,4 +1,4 @@
-import { sql } from 'kysely'
+import { upsertRows } from '../writes/sql.js'
 import type { Db } from '../infra/db.js'
 import type { Location, NewLocation } from '../db/schema.js'
 import fixtures from './locations.json' with { type: 'json' }
@@ -8,17 +8,9 @@ export const HUBS: readonly NewLocation[] = fixtures
 
 /** Inserts the reference hubs or brings them up to date; ids are kept, so it can run any time. */
 export async function seedHubs (db: Db): Promise<number> {
-  await db.insertInto('locations')
-    .values(HUBS.map((h) => ({ id: h.id, title: h.title, city: h.city, address: h.address, lat: h.lat, lng: h.lng, timezone: h.timezone })))
-    .onDuplicateKeyUpdate({
-      title: sql`VALUES(title)`,
-      city: sql`VALUES(city)`,
-      address: sql`VALUES(address)`,
-      lat: sql`VALUES(lat)`,
-      lng: sql`VALUES(lng)`,
-      timezone: sql`VALUES(timezone)`
-    })
-    .execute()
+  const columns = ['id', 'title', 'city', 'address', 'lat', 'lng', 'timezone'] as const
+  await upsertRows(db, 'locations', columns, HUBS.flatMap((h) => columns.map((c) => h[c])),
+    'title = v.title, city = v.city, address = v.address, lat = v.lat, lng = v.lng, timezone = v.timezone')
   return HUBS.length
 }
 

@@ -99,14 +99,33 @@ export function poolOptions (config: DatabaseConfig, withDatabase = true): PoolO
   }
 }
 
+/**
+ * Every session runs in UTC (so that CURRENT_TIMESTAMP(3) agrees with the values the driver
+ * writes) and with the server's own bound on one statement, a little above the client's
+ * timeout, so that a statement the client gave up on does not go on running on the server. The
+ * bound is spelled differently: MariaDB's `max_statement_time` (seconds, every statement), MySQL
+ * 8's `max_execution_time` (milliseconds, SELECTs only; writes there are bounded by
+ * `innodb_lock_wait_timeout` and the client's timeout, which destroys the connection).
+ */
+export function statementLimit (server: 'mariadb' | 'mysql', queryTimeoutMs: number): string {
+  const limitMs = queryTimeoutMs > 0 ? queryTimeoutMs + 500 : 0
+  return server === 'mariadb'
+    ? `SET max_statement_time = ${(limitMs / 1000).toFixed(3)}`
+    : `SET max_execution_time = ${limitMs}`
+}
+
 export function createDatabase (config: DatabaseConfig): DatabaseHandle {
   const pool = createPool(poolOptions(config))
-  // Every session in UTC so that CURRENT_TIMESTAMP(3) agrees with the values the driver writes;
-  // on MariaDB the server also stops a statement that outlives the client's timeout.
-  const statementSeconds = config.queryTimeoutMs > 0 ? (config.queryTimeoutMs / 1000 + 0.5).toFixed(3) : '0'
+  // UTC first, queued before anything else on the connection; the statement limit once the
+  // server's flavour is known (the version string says MariaDB or not).
   pool.on('connection', (conn) => {
-    conn.query(`SET time_zone = '+00:00' /*M!100108 , max_statement_time = ${statementSeconds} */`, (err) => {
-      if (err !== null) conn.destroy()
+    conn.query("SET time_zone = '+00:00'", (err) => { if (err !== null) conn.destroy() })
+    conn.query('SELECT @@version AS version', (err, rows) => {
+      if (err !== null) return
+      const version = String((rows as Array<{ version: string }>)[0]?.version ?? '')
+      conn.query(statementLimit(/mariadb/i.test(version) ? 'mariadb' : 'mysql', config.queryTimeoutMs), (setErr) => {
+        if (setErr !== null) conn.destroy()
+      })
     })
   })
   const db = new Kysely<Database>({ dialect: new MysqlDialect({ pool: guardedPool(pool, config) }) })

@@ -106,3 +106,22 @@ export async function insertRows (trx: Executor, table: keyof Database, columns:
   const statement = `INSERT INTO ${table} (${columns.join(', ')}) VALUES ${row.repeat(values.length / columns.length).slice(0, -2)}`
   return await trx.executeQuery(CompiledQuery.raw(statement, values))
 }
+
+/**
+ * `count` rows of bound values as a derived table (`SELECT ? AS a, ? AS b UNION ALL SELECT ?, ?`),
+ * for upserts and joined updates that read the new values by name (`v.a`). Unlike `VALUES(a)` in
+ * ON DUPLICATE KEY UPDATE (deprecated in MySQL 8) and the `AS new` row alias (MySQL 8 only), this
+ * works the same on MySQL 8 and MariaDB.
+ */
+export function derivedRows (columns: readonly string[], count: number): string {
+  const first = `SELECT ${columns.map((c) => `? AS ${c}`).join(', ')}`
+  const rest = `SELECT ${columns.map(() => '?').join(', ')}`
+  return [first, ...Array.from({ length: count - 1 }, () => rest)].join(' UNION ALL ')
+}
+
+/** INSERT … ON DUPLICATE KEY UPDATE from a flat list of values; `updates` reads the new row as `v`. */
+export async function upsertRows (trx: Executor, table: string, columns: readonly string[], values: unknown[], updates: string): Promise<void> {
+  const rows = derivedRows(columns, values.length / columns.length)
+  await trx.executeQuery(CompiledQuery.raw(
+    `INSERT INTO ${table} (${columns.join(', ')}) SELECT * FROM (${rows}) AS v ON DUPLICATE KEY UPDATE ${updates}`, values))
+}
