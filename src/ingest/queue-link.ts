@@ -217,13 +217,16 @@ export class QueueLink {
     this.stopped = true
     this.wake?.()
     const session = this.session
-    // Closing the connection closes both channels (closing them one by one races the connection's
-    // own close, and a channel close-ok that never comes would hold the stop for ever).
     if (session !== undefined) {
-      await Promise.race([
-        session.connection.close().catch(() => {}),
-        new Promise((resolve) => setTimeout(resolve, 5000).unref())
-      ])
+      const bounded = async (work: Promise<unknown>): Promise<void> => {
+        await Promise.race([work.catch(() => {}), new Promise((resolve) => setTimeout(resolve, 5000).unref())])
+      }
+      // The consuming channel first: its close-ok comes after the broker has taken the last
+      // acknowledgements sent on it. (A connection close may overtake frames still queued on a
+      // channel, and the last batch would then be redelivered.) Then the connection, which
+      // closes the dead-letter channel with it; each step bounded in time.
+      await bounded(session.channel.close())
+      await bounded(session.connection.close())
     }
     await this.running
   }
