@@ -124,6 +124,7 @@ export class IngestConsumer {
         // The link failed under the batch (dead letter not confirmed, channel gone): nothing of it
         // is acknowledged; the broker redelivers it and what was written comes back as duplicates.
         this.logger.warn({ err, messages: batch.length }, 'batch not acknowledged; it will be redelivered')
+        for (const session of new Set(batch.map((d) => d.session))) this.link.reset(session)
       }
     }
   }

@@ -203,6 +203,17 @@ export class QueueLink {
     })
   }
 
+  /**
+   * Drops a session whose deliveries can no longer be settled in order (a dead letter not
+   * confirmed): a later multiple-ack must not cover them. They all return to the queue, and the
+   * link reconnects by itself.
+   */
+  reset (session: Session): void {
+    if (!session.live) return
+    session.live = false
+    session.connection.close().catch(() => {})
+  }
+
   /** No new deliveries (graceful stop); deliveries already received can still be acknowledged. */
   async stopConsuming (): Promise<void> {
     this.consuming = false
