@@ -31,6 +31,7 @@ import { liveRoutes } from './live/routes.js'
 import { Access } from './http/auth.js'
 import { intakeRoutes } from './intake/routes.js'
 import { fleetRoutes } from './fleet/routes.js'
+import { pagesRoutes } from './pages/routes.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -230,5 +231,6 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   await app.register(reportRoutes, { s3: config.s3, access })
   await app.register(intakeRoutes, { db: database.db, access })
   await app.register(fleetRoutes, { db: database.db, access, fleet: config.fleet })
+  await app.register(pagesRoutes, { s3: config.s3 })
   return app
 }
