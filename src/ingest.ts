@@ -7,6 +7,8 @@ import { HubDirectory } from './hubs/directory.js'
 import { TrackingCache } from './tracking/cache.js'
 import { Writer } from './writes/writer.js'
 import { IngestConsumer } from './ingest/consumer.js'
+import { loadParcels } from './fleet/loading.js'
+import { hostname } from 'node:os'
 
 /** The RabbitMQ ingestion consumer: `node dist/ingest.js` (PM2 runs one, in fork mode). */
 async function main (): Promise<void> {
@@ -29,11 +31,26 @@ async function main (): Promise<void> {
     // a failure after the commit must not hold back the acknowledgement.
     afterCommit: async (snos) => { await cache.invalidate(snos).catch((err: unknown) => { logger.warn({ err }, 'cache invalidation failed') }) }
   })
-  const consumer = new IngestConsumer(config.amqp, writer, logger)
+  const consumer = new IngestConsumer(config.amqp, {
+    applyEvents: async (events) => await writer.applyEvents(events),
+    loadParcels: async (body) => await loadParcels(database.db, body, { hubExists: async (id) => await hubs.has(id) })
+  }, logger)
+  // The consumer's counters, for the API's /metrics (a hash of its own, listed in a set).
+  const metricsKey = `metrics:ingest:${hostname()}:${process.pid}`
+  const publishCounters = setInterval(() => {
+    const snapshot = consumer.counters.snapshot() as Record<string, number | Record<string, number>>
+    const flat: Record<string, number> = {}
+    for (const [name, value] of Object.entries(snapshot)) {
+      if (typeof value === 'number') flat[name] = value
+      else for (const [code, n] of Object.entries(value)) flat[`dead_lettered_${code}`] = n
+    }
+    redis.multi().hset(metricsKey, flat).expire(metricsKey, 120).sadd('metrics:ingest', metricsKey).exec().catch(() => {})
+  }, 5000).unref()
 
   closeWithGrace({ delay: config.server.shutdownTimeoutMs }, async ({ signal, err }) => {
     if (err !== undefined) logger.error({ err }, 'ingest stopping after an error')
     else logger.info({ signal }, 'ingest stopping')
+    clearInterval(publishCounters)
     await consumer.stop()
     await database.close()
     redis.disconnect()

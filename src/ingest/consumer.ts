@@ -6,9 +6,11 @@ import { IngestCounters } from './counters.js'
 import { decodeMessage } from './messages.js'
 import { QueueLink, type Delivery, type Session } from './queue-link.js'
 
-/** The part of the Writer the consumer needs (src/writes/writer.ts). */
+/** The part of the Writer the consumer needs (src/writes/writer.ts), and the fleet's loading. */
 export interface EventWriter {
   applyEvents: (events: readonly EventInput[]) => Promise<EventResult[]>
+  /** A vehicle.load / vehicle.unload message (src/fleet/loading.ts loadParcels); throws only for transient trouble. */
+  loadParcels?: (body: unknown) => Promise<{ ok: true } | { ok: false, code: string, message: string }>
 }
 
 export interface ConsumerOptions {
@@ -27,6 +29,7 @@ interface Item {
   delivery: Delivery
   outcome?: Outcome
   event?: EventInput
+  vehicle?: unknown
 }
 
 const MAX_ATTEMPT_KEYS = 100_000
@@ -147,6 +150,7 @@ export class IngestConsumer {
     const items: Item[] = batch.map((delivery) => {
       const decoded = decodeMessage(delivery.message.content, this.omit)
       if (decoded.kind === 'event') return { delivery, event: decoded.event }
+      if (decoded.kind === 'vehicle') return { delivery, vehicle: decoded.body }
       if (decoded.kind === 'omit') return { delivery, outcome: { kind: 'omitted' } }
       return { delivery, outcome: { kind: 'dead', code: decoded.code, reason: decoded.reason } }
     })
@@ -155,6 +159,8 @@ export class IngestConsumer {
       await this.write(writes)
       this.counters.batches++
     }
+    // Loads and unloads, one after another in their order (each is its own transaction).
+    for (const item of items) if (item.vehicle !== undefined) await this.load(item)
     const dead = items.filter((item) => item.outcome?.kind === 'dead')
     await Promise.all(dead.map(async (item) => {
       const outcome = item.outcome as { code: string, reason: string }
@@ -216,6 +222,35 @@ export class IngestConsumer {
         }
         this.logger.warn({ err, attempts }, 'message failed; trying again')
         await sleep(Math.min(100 * 2 ** attempts, 5000))
+      }
+    }
+  }
+
+  /** A vehicle.load / vehicle.unload: refused ones are dead-lettered; MySQL being away holds it. */
+  private async load (item: Item): Promise<void> {
+    const loadParcels = this.writer.loadParcels
+    if (loadParcels === undefined) {
+      item.outcome = { kind: 'dead', code: 'TYPE_NOT_HANDLED', reason: 'TYPE_NOT_HANDLED: this consumer does not handle vehicle messages' }
+      return
+    }
+    let delay = 100
+    for (let attempts = 1; ; attempts++) {
+      try {
+        const outcome = await loadParcels(item.vehicle)
+        item.outcome = outcome.ok ? { kind: 'stored' } : { kind: 'dead', code: outcome.code, reason: `${outcome.code}: ${outcome.message}` }
+        return
+      } catch (err) {
+        if (this.stopping && isDatabaseUnavailable(err)) {
+          item.outcome = { kind: 'unsettled' }
+          return
+        }
+        if (!isDatabaseUnavailable(err) && attempts >= this.config.deliveryLimit) {
+          item.outcome = { kind: 'dead', code: 'PROCESSING_FAILED', reason: `PROCESSING_FAILED: failed ${attempts} times (${describeError(err)})` }
+          return
+        }
+        this.counters.databaseWaits++
+        await sleep(delay)
+        delay = Math.min(delay * 2, 5000)
       }
     }
   }

@@ -8,12 +8,13 @@ import type { EventInput } from '../writes/types.js'
  */
 export type Decoded =
   | { kind: 'event', event: EventInput }
+  /** A vehicle.load / vehicle.unload message, checked by the fleet's loadParcels. */
+  | { kind: 'vehicle', body: unknown }
   | { kind: 'omit', type: string }
   | { kind: 'poison', code: string, reason: string }
 
 export const EVENT_TYPE = 'tracking.event'
-/** Types the contract names but the product does not handle yet: kept in the dead-letter queue. */
-const NOT_HANDLED_YET = new Set(['vehicle.load', 'vehicle.unload'])
+const VEHICLE_TYPES = new Set(['vehicle.load', 'vehicle.unload'])
 
 const poison = (code: string, message: string): Decoded => ({ kind: 'poison', code, reason: `${code}: ${message}` })
 
@@ -28,7 +29,7 @@ export function decodeMessage (content: Buffer, omit: ReadonlySet<string>, now =
   const type = (body as { type?: unknown }).type
   if (typeof type !== 'string') return poison('TYPE_MISSING', 'the message has no "type"')
   if (omit.has(type)) return { kind: 'omit', type }
-  if (NOT_HANDLED_YET.has(type)) return poison('TYPE_NOT_HANDLED', `"${type}" messages are not handled yet; kept here to be replayed`)
+  if (VEHICLE_TYPES.has(type)) return { kind: 'vehicle', body }
   if (type !== EVENT_TYPE) return poison('TYPE_UNKNOWN', `unknown message type (expected ${EVENT_TYPE}, vehicle.load or vehicle.unload)`)
   const parsed = parseEvent(body, now)
   if (!parsed.ok) return poison(parsed.rejection.code ?? 'EVENT_INVALID', parsed.rejection.message ?? 'invalid event')

@@ -8,6 +8,7 @@ import type { Config } from '../../src/config.js'
 import type { Db, DatabaseHandle } from '../../src/infra/db.js'
 import { bulkLoadOrders } from '../../src/orders/bulk.js'
 import { HubDirectory } from '../../src/hubs/directory.js'
+import { loadParcels } from '../../src/fleet/loading.js'
 import { Writer } from '../../src/writes/writer.js'
 import { IngestConsumer, type EventWriter } from '../../src/ingest/consumer.js'
 import { deadLetterQueue, mainQueueArguments } from '../../src/ingest/queue-link.js'
@@ -164,7 +165,8 @@ export function consumerFor (t: Test, ctx: IngestContext, config: Config = ctx.c
   const hubs = new HubDirectory(dbHandle.db)
   const writer = new Writer(dbHandle.db, { hubExists: async (id) => await hubs.has(id) })
   const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' })
-  const consumer = new IngestConsumer(config.amqp, wrap === undefined ? writer : wrap(writer), logger, { summaryIntervalMs: 0 })
+  const loads = { loadParcels: async (body: unknown) => await loadParcels(dbHandle.db, body, { hubExists: async (id) => await hubs.has(id) }) }
+  const consumer = new IngestConsumer(config.amqp, wrap === undefined ? { applyEvents: async (events) => await writer.applyEvents(events), ...loads } : { ...loads, ...wrap(writer) }, logger, { summaryIntervalMs: 0 })
   t.teardown(async () => { await consumer.stop() })
   return consumer
 }
