@@ -48,18 +48,16 @@ const PAGES: Record<string, string> = {
 
 interface Asset { body: Buffer, gzip: Buffer, etag: string, type: string }
 
+function prepare (body: Buffer, type: string): Asset {
+  return { body, gzip: gzipSync(body, { level: 9 }), etag: `"${createHash('sha1').update(body).digest('base64url').slice(0, 20)}"`, type }
+}
+
 /** Files are read and gzipped once per process, on first use. */
 const assets = new Map<string, Asset>()
 function asset (name: string, file: string): Asset {
   let found = assets.get(name)
   if (found === undefined) {
-    const body = readFileSync(file)
-    found = {
-      body,
-      gzip: gzipSync(body, { level: 9 }),
-      etag: `"${createHash('sha1').update(body).digest('base64url').slice(0, 20)}"`,
-      type: TYPES[name.slice(name.lastIndexOf('.') + 1)]
-    }
+    found = prepare(readFileSync(file), TYPES[name.slice(name.lastIndexOf('.') + 1)])
     assets.set(name, found)
   }
   return found
@@ -114,14 +112,19 @@ export async function pagesRoutes (app: FastifyInstance, { s3 }: { s3: Config['s
     return send(request, reply, asset(name, locate()))
   })
 
-  app.get('/pages/map.json', { schema: { hide: true } }, async (_request, reply) => {
-    const outline = mapOutline()
-    const hubs = (await app.hubs.all()).map((h) => {
-      const [x, y] = project(outline, Number(h.lat), Number(h.lng))
-      return { id: h.id, title: h.title, city: h.city, timezone: h.timezone, lat: Number(h.lat), lng: Number(h.lng), x, y }
-    })
-    reply.header('cache-control', 'public, max-age=60')
-    return { ...outline, hubs }
+  // The map with the hubs placed on it (~25 KB, ~10 KB gzipped), made again when the hubs are re-read.
+  let mapFile: { hubs: unknown, file: Asset } | undefined
+  app.get('/pages/map.json', { schema: { hide: true } }, async (request, reply) => {
+    const list = await app.hubs.all()
+    if (mapFile?.hubs !== list) {
+      const outline = mapOutline()
+      const hubs = list.map((h) => {
+        const [x, y] = project(outline, Number(h.lat), Number(h.lng))
+        return { id: h.id, title: h.title, city: h.city, timezone: h.timezone, lat: Number(h.lat), lng: Number(h.lng), x, y }
+      })
+      mapFile = { hubs: list, file: prepare(Buffer.from(JSON.stringify({ ...outline, hubs })), 'application/json; charset=utf-8') }
+    }
+    return send(request, reply, mapFile.file)
   })
 
   let latest: { at: number, value: Promise<Record<string, unknown> | null> } | undefined

@@ -26,6 +26,7 @@ function marker (map, vehicle) {
   // Set before the first insertion, so a new marker appears in place and only later moves glide.
   node.style.transform = `translate(${x.toFixed(1)}px, ${y.toFixed(1)}px)`
   if (!node.isConnected) map.layers.vehicles.append(node)
+  else if (vehicle.id === selected && node.nextSibling !== null) map.layers.vehicles.append(node) // the chosen one on top
   node.setAttribute('class', `vehicle ${vehicle.status}${vehicle.id === selected ? ' selected' : ''}`)
   node.querySelector('title').textContent = `${vehicle.name}：${STATUS[vehicle.status] ?? vehicle.status}，載貨 ${vehicle.parcels_on_board}/${vehicle.capacity}`
   return node
