@@ -135,7 +135,11 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
 
   const database = createDatabase(config.db)
   const { guard, cache, epoch, close: closeCache } = createTrackingCache(config, app.log)
-  const near = config.cache.nearEntries > 0
+  // On a Redis Cluster the near cache stays off: invalidations come per master, and a master
+  // this process does not yet know of (slots moving to a new node) could change a key unheard.
+  const cluster = config.redis.clusterNodes.length > 0
+  if (cluster && config.cache.nearEntries > 0) app.log.info('near cache off: Redis Cluster in use (REDIS_CLUSTER_NODES)')
+  const near = config.cache.nearEntries > 0 && !cluster
     ? new NearCache({ url: config.redis.url, prefix: `${config.redis.keyPrefix}track:v1`, maxEntries: config.cache.nearEntries, ttlMs: config.cache.nearTtlSeconds * 1000 }, app.log)
     : undefined
   const hubs = new HubDirectory(database.db)
@@ -156,7 +160,9 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
     } catch (err) {
       app.log.error(unreachableMessage(config.db, err) + '; answering 503 until it is back')
     }
-    if (guard.redis.status !== 'ready') {
+    if (guard.redis.status !== 'ready' && cluster) {
+      app.log.warn(`Redis Cluster at ${config.redis.clusterNodes.map((n) => `${n.host}:${n.port}`).join(',')} is not reachable: serving without the cache until it is back (check REDIS_CLUSTER_NODES)`)
+    } else if (guard.redis.status !== 'ready') {
       const url = new URL(config.redis.url)
       app.log.warn(`Redis at ${url.hostname}:${url.port || 6379} is not reachable: serving without the cache until it is back (check REDIS_URL)`)
     }

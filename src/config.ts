@@ -40,6 +40,8 @@ export interface Config {
   db: DatabaseConfig
   redis: {
     url: string
+    /** REDIS_CLUSTER_NODES: seed nodes of a Redis Cluster; when set, REDIS_URL is not used. */
+    clusterNodes: Array<{ host: string, port: number }>
     keyPrefix: string
     commandTimeoutMs: number
   }
@@ -331,12 +333,30 @@ function readFleet (read: Reader): FleetConfig {
   }
 }
 
+/** REDIS_CLUSTER_NODES=host:port,host:port,… (any reachable nodes of the cluster; the rest are discovered). */
+function readClusterNodes (read: Reader): Array<{ host: string, port: number }> {
+  const raw = read.raw('REDIS_CLUSTER_NODES')?.trim() ?? ''
+  if (raw === '') return []
+  const nodes: Array<{ host: string, port: number }> = []
+  for (const item of raw.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+    const match = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(item)
+    const port = Number(match?.[2])
+    if (match === null || port < 1 || port > 65535) {
+      read.problems.push(`REDIS_CLUSTER_NODES must be host:port pairs separated by commas (got "${item}")`)
+      continue
+    }
+    nodes.push({ host: match[1].replace(/^\[|\]$/g, ''), port })
+  }
+  return nodes
+}
+
 export function loadConfig (env: Env = process.env): Config {
   const read = new Reader(env)
   const nodeEnv = read.oneOf('NODE_ENV', ['development', 'production', 'test'] as const, 'development')
   const isProduction = nodeEnv === 'production'
 
   const redisUrl = read.url('REDIS_URL', 'redis://127.0.0.1:6379/0', ['redis:', 'rediss:'])
+  const clusterNodes = readClusterNodes(read)
 
   const s3Bucket = read.raw('S3_BUCKET')
   const s3Endpoint = read.raw('S3_ENDPOINT')
@@ -389,6 +409,7 @@ export function loadConfig (env: Env = process.env): Config {
     db: readDatabase(read, nodeEnv),
     redis: {
       url: redisUrl.toString(),
+      clusterNodes,
       keyPrefix,
       commandTimeoutMs: read.int('REDIS_COMMAND_TIMEOUT_MS', 100, 5, 10_000)
     },

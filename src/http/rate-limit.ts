@@ -154,9 +154,18 @@ export class SharedCounter {
     this.flushing = true
     try {
       await this.guard.attempt(async (redis) => {
-        const pipeline = redis.pipeline() as ReturnType<typeof redis.pipeline> & { reportCount: (...args: unknown[]) => unknown }
-        for (const [key, window, count] of batch) pipeline.reportCount(this.redisKey(key, window), this.processId, count, this.windowMs * 2)
-        const results = await pipeline.exec() ?? []
+        let results: Array<[Error | null, unknown]>
+        if (redis.isCluster) {
+          // Clients' keys live in different slots: one call each, which the client pipelines per node.
+          const settled = await Promise.allSettled(batch.map(async ([key, window, count]) => await this.commands.reportCount(this.redisKey(key, window), this.processId, count, this.windowMs * 2)))
+          results = settled.map((s) => s.status === 'fulfilled' ? [null, s.value] : [s.reason as Error, 0])
+          const first = results[0]?.[0]
+          if (first instanceof Error && results.every(([err]) => err !== null)) throw first
+        } else {
+          const pipeline = redis.pipeline() as ReturnType<typeof redis.pipeline> & { reportCount: (...args: unknown[]) => unknown }
+          for (const [key, window, count] of batch) pipeline.reportCount(this.redisKey(key, window), this.processId, count, this.windowMs * 2)
+          results = await pipeline.exec() ?? []
+        }
         batch.forEach(([, window, count], i) => {
           const [err, total] = results[i] ?? [new Error('no reply'), 0]
           if (err !== null) return

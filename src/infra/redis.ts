@@ -1,6 +1,10 @@
-import { Redis, type RedisOptions } from 'ioredis'
+import { Redis, type Cluster, type RedisOptions } from 'ioredis'
 import type { FastifyBaseLogger as Logger } from 'fastify'
 import type { Config } from '../config.js'
+import { createCluster } from './redis-cluster.js'
+
+/** One Redis server, or a Redis Cluster (REDIS_CLUSTER_NODES). */
+export type RedisClient = Redis | Cluster
 
 /**
  * Redis is an accelerator, never a dependency. The client never queues a command while it is
@@ -20,8 +24,10 @@ export function redisOptions (config: Config['redis']): RedisOptions {
   }
 }
 
-export function createRedis (config: Config['redis'], logger: Logger, name = 'redis'): Redis {
-  const redis = new Redis(config.url, { ...redisOptions(config), connectionName: name })
+export function createRedis (config: Config['redis'], logger: Logger, name = 'redis'): RedisClient {
+  const redis: RedisClient = config.clusterNodes.length > 0
+    ? createCluster(config, name)
+    : new Redis(config.url, { ...redisOptions(config), connectionName: name })
   let down = false
   redis.on('error', (err: Error) => {
     if (!down) logger.warn({ err }, 'redis unavailable; serving without it')
@@ -44,7 +50,7 @@ export class RedisGuard {
   private openUntil = 0
 
   constructor (
-    readonly redis: Redis,
+    readonly redis: RedisClient,
     private readonly logger: Logger,
     private readonly options: { failureThreshold?: number, coolDownMs?: number } = {}
   ) {}
@@ -68,7 +74,7 @@ export class RedisGuard {
   }
 
   /** Runs a Redis operation; `undefined` when Redis is unavailable or the operation failed. */
-  async attempt<T> (operation: (redis: Redis) => Promise<T>): Promise<T | undefined> {
+  async attempt<T> (operation: (redis: RedisClient) => Promise<T>): Promise<T | undefined> {
     if (!this.available) return undefined
     try {
       const result = await operation(this.redis)

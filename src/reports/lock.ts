@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../infra/redis.js'
 
 const RELEASE = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -43,9 +43,10 @@ export interface LeaseOptions {
  * only by its holder (the token is checked in a script, so a lease that expired and was taken
  * by another worker is never deleted by the first one). A renewal that finds another token, or
  * no key, marks the lease lost; so does a lease that could not be confirmed for longer than its
- * lifetime. Writers call `assertHeld()` right before each write.
+ * lifetime. Writers call `assertHeld()` right before each write. The lease is one key and each
+ * script touches only it, so it works the same on a Redis Cluster.
  */
-export async function acquireLease (redis: Redis, key: string, ttlMs: number, options: LeaseOptions = {}): Promise<Lease | null> {
+export async function acquireLease (redis: RedisClient, key: string, ttlMs: number, options: LeaseOptions = {}): Promise<Lease | null> {
   const token = randomUUID()
   const sentAt = Date.now()
   const ok = await redis.set(key, token, 'PX', ttlMs, 'NX')

@@ -1,8 +1,8 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { AbortMultipartUploadCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
 import type { FastifyBaseLogger as Logger } from 'fastify'
-import type { Redis } from 'ioredis'
 import type { Db } from '../infra/db.js'
+import type { RedisClient } from '../infra/redis.js'
 import { withRetry, type RetryOptions } from '../infra/retry.js'
 import { objectExists } from '../infra/s3.js'
 import { exportOrders } from './export.js'
@@ -24,7 +24,7 @@ export interface RunnerDeps {
   s3: S3Client
   bucket: string
   /** For the per-slot lease; without Redis the run goes ahead (the keys make a rerun harmless). */
-  redis: Redis | undefined
+  redis: RedisClient | undefined
   schedule: ReportSchedule
   logger: Logger
   retry?: Partial<RetryOptions>

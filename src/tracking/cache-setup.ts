@@ -3,13 +3,13 @@ import type { Config } from '../config.js'
 import { createDatabase } from '../infra/db.js'
 import { createRedis, RedisGuard } from '../infra/redis.js'
 import { ChangeRelay } from '../writes/change-relay.js'
-import { CacheEpoch } from './cache-epoch.js'
+import { CacheEpoch, ClusterCacheEpoch, type CacheTrust } from './cache-epoch.js'
 import { TrackingCache } from './cache.js'
 
 export interface CacheStack {
   guard: RedisGuard
   cache: TrackingCache
-  epoch: CacheEpoch
+  epoch: CacheTrust
   close: () => void
 }
 
@@ -17,12 +17,15 @@ export interface CacheStack {
 export function createTrackingCache (config: Config, logger: Logger, name = 'redis'): CacheStack {
   const redis = createRedis(config.redis, logger, name)
   const guard = new RedisGuard(redis, logger)
-  const epoch = new CacheEpoch(guard, logger, ['track:v1*', 'gen:v2:*'])
+  // On a cluster, one boot marker per master (see ClusterCacheEpoch).
+  const patterns = ['track:v1*', 'gen:v2:*']
+  const clusterEpoch = redis.isCluster ? new ClusterCacheEpoch(guard, logger, patterns) : undefined
+  const epoch: CacheTrust = clusterEpoch ?? new CacheEpoch(guard, logger, patterns)
   const cache = new TrackingCache(guard, logger, {
     ttlSeconds: config.cache.ttlSeconds,
     notFoundTtlSeconds: config.cache.notFoundTtlSeconds,
     variant: config.piiMask ? ':masked' : ''
-  }, () => epoch.isTrusted)
+  }, () => epoch.isTrusted, clusterEpoch === undefined ? undefined : () => clusterEpoch.epoch)
   return {
     guard,
     cache,

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
-import type { Redis } from 'ioredis'
 import type { FastifyBaseLogger as Logger } from 'fastify'
-import type { RedisGuard } from '../infra/redis.js'
+import type { RedisClient, RedisGuard } from '../infra/redis.js'
+import { groupBySlot, orderSlot } from '../infra/redis-cluster.js'
 import { Batcher } from '../infra/batch.js'
 
 /** Value stored for an sno that has no order (kept for a short time only). */
@@ -79,7 +79,9 @@ let tokenCounter = 0
  * Cache-aside store for /query answers: `track:v1:{sno}` holds the serialized body for
  * CACHE_TTL_SECONDS; `gen:v2:{sno}` holds a token that every write deletes (its own prefix, so
  * that the near cache, which watches `track:v1`, is not told of tokens being made). The hash
- * tag keeps an order's keys in one slot should the cache move to Redis Cluster.
+ * tag keeps an order's keys in one slot: on a Redis Cluster, the lookups, fills and
+ * invalidations of one turn are split by slot (one script call or DEL per slot, auto-pipelined
+ * per node), since a script or a DEL may only touch keys of one slot there.
  *
  * Invalidation is a plain DEL of an order's keys: Redis runs it even at maxmemory. The writer
  * sends it right after commit; should it not land (Redis away, a crash), the change relay
@@ -96,17 +98,27 @@ export class TrackingCache {
     private readonly logger: Logger,
     private readonly options: TrackingCacheOptions,
     /** Whether what Redis holds may be trusted now (false until a restart check has passed). */
-    private readonly trusted: () => boolean = () => true
+    private readonly trusted: () => boolean = () => true,
+    /**
+     * Changes whenever trust was withdrawn (a connection to a master closed): a read that spans
+     * a change is not used, even if trust is back by the time its reply arrives.
+     */
+    private readonly trustEpoch: () => number = () => 0
   ) {
-    const redis = guard.redis as Redis & Partial<CacheCommands>
+    const redis = guard.redis as RedisClient & Partial<CacheCommands>
     if (redis.storeIfUnchanged === undefined) {
       redis.defineCommand('readTracking', { lua: READ })
       redis.defineCommand('storeIfUnchanged', { lua: STORE_IF_UNCHANGED })
     }
   }
 
-  private get commands (): Redis & CacheCommands {
-    return this.guard.redis as Redis & CacheCommands
+  private get commands (): RedisClient & CacheCommands {
+    return this.guard.redis as RedisClient & CacheCommands
+  }
+
+  /** One group on a single server; one group per hash slot on a cluster. */
+  private split<T> (items: readonly T[], snoOf: (item: T) => number): T[][] {
+    return this.guard.redis.isCluster ? groupBySlot(items, (item) => orderSlot(snoOf(item))) : [[...items]]
   }
 
   bodyKey (sno: number): string {
@@ -130,41 +142,59 @@ export class TrackingCache {
   }
 
   private async readMany (snos: number[]): Promise<Map<number, CachedTracking>> {
-    const keys: string[] = []
-    for (const sno of snos) keys.push(this.bodyKey(sno), this.generationKey(sno))
     const found = new Map<number, CachedTracking>()
     if (!this.trusted()) return found
+    const epoch = this.trustEpoch()
     const token = `${TOKEN_PREFIX}.${(tokenCounter++).toString(36)}.`
-    const values = await this.guard.attempt(async () => await this.commands.readTracking(keys.length, ...keys, token, this.generationTtl))
-    if (values === undefined || !this.trusted()) return found
-    for (const [i, sno] of snos.entries()) found.set(sno, { body: values[2 * i], generation: values[2 * i + 1] ?? '' })
+    const groups = this.split(snos, (sno) => sno)
+    const replies = await Promise.all(groups.map(async (group) => {
+      const keys: string[] = []
+      for (const sno of group) keys.push(this.bodyKey(sno), this.generationKey(sno))
+      // Tokens stay unique across groups: each group's script numbers its orders from 1.
+      const prefix = groups.length === 1 ? token : `${token}${orderSlot(group[0])}.`
+      return await this.guard.attempt(async () => await this.commands.readTracking(keys.length, ...keys, prefix, this.generationTtl))
+    }))
+    if (!this.trusted() || this.trustEpoch() !== epoch) return found
+    groups.forEach((group, g) => {
+      const values = replies[g]
+      if (values === undefined) return
+      for (const [i, sno] of group.entries()) found.set(sno, { body: values[2 * i], generation: values[2 * i + 1] ?? '' })
+    })
     return found
   }
 
   private async storeMany (fills: Fill[]): Promise<Map<Fill, boolean>> {
-    const keys: string[] = []
-    const args: Array<string | number> = []
-    for (const fill of fills) {
-      keys.push(this.bodyKey(fill.sno), this.generationKey(fill.sno))
-      args.push(fill.generation, fill.body, fill.ttl)
-    }
-    const stored = await this.guard.attempt(async () => await this.commands.storeIfUnchanged(keys.length, ...keys, ...args))
-    return new Map(fills.map((fill, i) => [fill, stored?.[i] === 1]))
+    const result = new Map(fills.map((fill) => [fill, false]))
+    // Nothing is written into a Redis that has not been checked since it (re)started.
+    if (!this.trusted()) return result
+    await Promise.all(this.split(fills, (fill) => fill.sno).map(async (group) => {
+      const keys: string[] = []
+      const args: Array<string | number> = []
+      for (const fill of group) {
+        keys.push(this.bodyKey(fill.sno), this.generationKey(fill.sno))
+        args.push(fill.generation, fill.body, fill.ttl)
+      }
+      const stored = await this.guard.attempt(async () => await this.commands.storeIfUnchanged(keys.length, ...keys, ...args))
+      group.forEach((fill, i) => result.set(fill, stored?.[i] === 1))
+    }))
+    return result
   }
 
   /**
    * Call after the write has committed: drops the orders' bodies (both variants) and
-   * generations in one DEL. False when Redis could not be reached; the change relay sends it
-   * again from the change log.
+   * generations in one DEL (one per slot on a cluster). False when any of them could not reach
+   * Redis; the change relay sends it again from the change log.
    */
   async invalidate (snos: readonly number[]): Promise<boolean> {
     if (snos.length === 0) return true
-    const keys = snos.flatMap((sno) => [this.bodyKey(sno), this.otherVariantKey(sno), this.generationKey(sno)])
-    const done = await this.guard.attempt(async (redis) => {
-      await redis.del(...keys)
-      return true
-    })
-    return done === true
+    const done = await Promise.all(this.split(snos, (sno) => sno).map(async (group) => {
+      const keys = group.flatMap((sno) => [this.bodyKey(sno), this.otherVariantKey(sno), this.generationKey(sno)])
+      return await this.guard.attempt(async (redis) => {
+        await redis.del(...keys)
+        return true
+      })
+    }))
+    return done.every((d) => d === true)
   }
 
   private get generationTtl (): number {
