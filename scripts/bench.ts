@@ -42,7 +42,8 @@ const { values: args } = parseArgs({
     threads: { type: 'string', default: '1' },
     profile: { type: 'boolean', default: false },
     'skip-nginx': { type: 'boolean', default: false },
-    'skip-flask': { type: 'boolean', default: false }
+    'skip-flask': { type: 'boolean', default: false },
+    'skip-ingest': { type: 'boolean', default: false }
   }
 })
 const ORDERS = Number(args.orders)
@@ -572,6 +573,12 @@ async function main (): Promise<void> {
   console.log(`API process peak RSS under the hit load: ${results.apiPeakRssMbUnderHitLoad as number} MB; typical /query answer: ${results.bodyBytes as number} bytes`)
   console.log(`targets: ${Object.entries(targets).map(([k, ok]) => `${k}: ${ok === undefined ? 'not measured' : ok ? 'met' : 'MISSED'}`).join('; ')}`)
   console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; ${results.seconds as number} s; results: ${path.relative(root, file)}`)
+
+  if (!args['skip-ingest']) {
+    console.log('\ningestion (RabbitMQ consumer, POST /events, publish → visible):')
+    const { runIngestBench } = await import('./bench/ingest.js')
+    console.table(await runIngestBench({ events: 100_000, baselineEvents: 3000, steadySeconds: 20 }))
+  }
 }
 
 main().catch((err: unknown) => {
