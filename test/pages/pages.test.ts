@@ -201,6 +201,9 @@ t.test('/fleet/map: vehicles with their status and load, moving without a reload
   t.equal(await page.evaluate('window.marker'), 7, 'no reload')
   await page.waitForTimeout(2100) // let the marker's 1.8 s glide end before the picture (not a wait for an event)
   await screenshot(page, 'fleet-map.png', true)
+  await page.setViewportSize({ width: 390, height: 844 })
+  t.ok(await eventually(async () => await page.evaluate('document.documentElement.scrollWidth <= window.innerWidth') === true, 5000), 'on a phone: no horizontal scrolling')
+  await screenshot(page, 'fleet-map-phone.png')
   stayedLocal(t, requests)
   t.same(problems, [])
 })
@@ -240,6 +243,10 @@ t.test('/dashboard: the latest report as charts for everyone, downloads with the
   t.equal(await page.evaluate("window.sessionStorage.getItem('logistics.adminToken')"), token, 'kept for this tab only')
   await page.waitForTimeout(400) // the charts' 300 ms animation ends before the picture
   await screenshot(page, 'dashboard.png', true)
+  await page.setViewportSize({ width: 390, height: 844 })
+  t.ok(await eventually(async () => await page.evaluate('document.documentElement.scrollWidth <= window.innerWidth') === true, 5000), 'on a phone: no horizontal scrolling')
+  await page.waitForTimeout(400) // the charts redraw for the new width
+  await screenshot(page, 'dashboard-phone.png')
   stayedLocal(t, requests)
   t.same(problems, [])
 })

@@ -44,11 +44,11 @@ function row (vehicle) {
   const hub = vehicle.hub === null ? '—' : `${vehicle.hub.relation === 'next' ? '前往 ' : ''}${vehicle.hub.title}`
   return el('tr', { class: vehicle.id === selected ? 'selected' : undefined, 'data-vehicle': vehicle.id },
     el('td', {}, el('button', { type: 'button', class: 'row', 'aria-pressed': vehicle.id === selected ? 'true' : 'false', 'aria-label': `${vehicle.id} ${vehicle.name}` }, vehicle.id), el('div', { class: 'muted' }, vehicle.name)),
-    el('td', {}, el('span', { class: `dot ${vehicle.status}` }), STATUS[vehicle.status] ?? vehicle.status),
-    el('td', {}, hub),
+    el('td', {}, el('span', { class: `dot ${vehicle.status}` }), STATUS[vehicle.status] ?? vehicle.status, el('div', { class: 'muted narrow-only' }, hub)),
+    el('td', { class: 'wide-only' }, hub),
     el('td', { class: 'num' }, `${number.format(vehicle.parcels_on_board)} / ${number.format(vehicle.capacity)} `,
       el('meter', { min: 0, max: vehicle.capacity, value: vehicle.parcels_on_board, 'aria-label': `載貨 ${vehicle.parcels_on_board} / ${vehicle.capacity}` })),
-    el('td', {}, vehicle.last_seen_at === null ? '—' : seen(vehicle.last_seen_at)))
+    el('td', { class: 'wide-only' }, vehicle.last_seen_at === null ? '—' : seen(vehicle.last_seen_at)))
 }
 
 async function refresh () {

@@ -93,8 +93,12 @@ async function lookup (sno) {
   if (mine !== generation) return
   const stream = new window.EventSource(`/query/stream?sno=${encodeURIComponent(sno)}`)
   source = stream
-  stream.addEventListener('open', () => { if (mine === generation) setLive('即時更新中', true) })
-  stream.addEventListener('snapshot', (e) => { if (mine === generation) render(JSON.parse(e.data)) })
+  // Live from the snapshot on: every change after it comes as a change event.
+  stream.addEventListener('snapshot', (e) => {
+    if (mine !== generation) return
+    render(JSON.parse(e.data))
+    setLive('即時更新中', true)
+  })
   stream.addEventListener('change', (e) => { if (mine === generation) onChange(JSON.parse(e.data), mine) })
   stream.addEventListener('error', () => {
     if (mine !== generation) return
