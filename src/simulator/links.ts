@@ -49,7 +49,9 @@ export class Api {
           continue
         }
         const text = await res.text()
-        if ((res.status === 429 || res.status === 503) && attempt < 10) {
+        // 409 IDEMPOTENCY_KEY_IN_FLIGHT: a retry (after a timeout) met the first request still running.
+        const inFlight = res.status === 409 && text.includes('IDEMPOTENCY_KEY_IN_FLIGHT')
+        if ((res.status === 429 || res.status === 503 || inFlight) && attempt < 10) {
           const after = Number(res.headers.get('retry-after'))
           await sleep(Number.isFinite(after) && after > 0 ? Math.min(after, 5) * 1000 : 100 * 2 ** Math.min(attempt, 5))
           continue

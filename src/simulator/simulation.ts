@@ -306,7 +306,7 @@ export class Simulation {
     for (const p of this.parcels) this.agenda.at(p.plan.bookedAt, () => this.book(p))
     for (const v of this.vehicles) {
       this.startParked(v, 0)
-      this.scheduleDecision(v, Math.round(between(v.rng, 0, 15 * MINUTE)))
+      this.scheduleDecision(v, Math.round(this.checkInDelay() + between(v.rng, 0, 15 * MINUTE)))
     }
     let lastProgress = Date.now()
     while (this.stopReason === undefined) {
@@ -663,7 +663,17 @@ export class Simulation {
       const at = t + 2 * MINUTE
       this.agenda.at(at, () => this.unload(v, transfer, hub, at))
     }
-    this.scheduleDecision(v, t + between(v.rng, 10, 20) * MINUTE)
+    this.scheduleDecision(v, t + Math.max(between(v.rng, 10, 20) * MINUTE, this.checkInDelay()))
+  }
+
+  /**
+   * Loading starts once the service has decided the arrival (GEOFENCE_DWELL_S after the entry, in
+   * its time, plus a fix and its processing): a parcel loaded during the dwell would get the
+   * arrival's In Transit event too, which a vehicle being checked in does not give it.
+   */
+  private checkInDelay (): number {
+    const { dwellS, speed, parkedFixIntervalS } = this.options
+    return dwellS * SECOND * speed + 2 * parkedFixIntervalS * SECOND + Math.max(5 * MINUTE, 500 * speed)
   }
 
   private unload (v: Vehicle, parcels: Parcel[], hub: number, t: number): void {
@@ -801,7 +811,7 @@ export class Simulation {
     const real = Date.now() - this.clock.realStart
     const by = this.phases()
     const done: Record<string, number> = {}
-    for (const p of this.parcels) if (p.phase === 'done') count(done, p.expected)
+    for (const p of this.parcels) if (p.phase === 'done') count(done, p.failed ? 'not created' : p.expected)
     const moving = this.vehicles.filter((v) => v.state === 'driving').length
     const c = this.counters
     return `[${formatSpan(real)} real] virtual ${formatVirtual(this.clock.virtualAt(Date.now()))} | parcels: ${by.unbooked} to book, ${by.booked} booked, ${by.waiting} waiting, ${by['on board']} on board, ${by['last mile']} last mile, ` +
