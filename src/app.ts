@@ -16,6 +16,7 @@ import { registerDocs } from './http/docs.js'
 import { registerMetrics } from './http/metrics.js'
 import { NotFoundLimiter, RequestLimiter, SharedCounter } from './http/rate-limit.js'
 import { createTrackingCache, startCacheRelay } from './tracking/cache-setup.js'
+import type { RedisGuard } from './infra/redis.js'
 import { TrackingService } from './tracking/service.js'
 import { NearCache } from './tracking/near-cache.js'
 import { HubDirectory } from './hubs/directory.js'
@@ -121,6 +122,21 @@ export function serverOptions (config: Config, logStream?: Writable): FastifyHtt
   }
 }
 
+/**
+ * A Redis database number the server lacks (REDIS_URL .../40 on a server with 16) fails the
+ * client's SELECT, and the client then carries on in database 0, shared with whatever else uses
+ * it. Refused at start-up instead.
+ */
+async function refuseMissingRedisDatabase (redis: RedisGuard['redis'], url: string): Promise<void> {
+  const wanted = Number(new URL(url).pathname.replace(/^\//, '') || '0')
+  if (wanted === 0 || redis.status !== 'ready' || redis.isCluster) return
+  const info = await redis.call('CLIENT', 'INFO').catch(() => undefined)
+  const db = typeof info === 'string' ? /\bdb=(\d+)/.exec(info)?.[1] : undefined
+  if (db !== undefined && Number(db) !== wanted) {
+    throw new Error(`REDIS_URL names database ${wanted}, which this Redis server does not have (see its "databases" setting); the cache would silently use database ${db}`)
+  }
+}
+
 export interface AppOptions {
   /** Where log lines go (stdout by default); tests read them. */
   logStream?: Writable
@@ -171,6 +187,7 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   // Give Redis a moment to connect so the first requests already use the cache; start without it otherwise.
   app.addHook('onReady', async () => {
     await guard.waitUntilReady(1000)
+    await refuseMissingRedisDatabase(guard.redis, config.redis.url)
     await epoch.ready(1000)
   })
   // Replays committed changes whose invalidation may not have landed (a crash, Redis away).

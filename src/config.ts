@@ -272,11 +272,21 @@ function isValidTimeZone (zone: string): boolean {
   }
 }
 
+/** nginx/logistics.conf: `keepalive_timeout 60s` (upstream) and `proxy_read_timeout 35s`. */
+const NGINX_UPSTREAM_KEEPALIVE_MS = 60_000
+const NGINX_READ_TIMEOUT_MS = 35_000
+
 function readDatabase (read: Reader, env: NodeEnv): DatabaseConfig {
   const url = read.url('DATABASE_URL', 'mysql://root@127.0.0.1:3306/logistics', ['mysql:', 'mariadb:'])
   const database = decodeURIComponent(url.pathname.replace(/^\//, ''))
   if (!/^[A-Za-z0-9_$]{1,64}$/.test(database)) {
     read.problems.push('DATABASE_URL must name a database made of letters, digits, _ or $ (e.g. mysql://root@127.0.0.1:3306/logistics)')
+  }
+  // A parameter the service would silently ignore (?ssl=true) is refused rather than left to
+  // look as if it worked.
+  const unknown = [...url.searchParams.keys()].filter((key) => key !== 'socketPath')
+  if (unknown.length > 0) {
+    read.problems.push(`DATABASE_URL has parameters the service does not use: ${unknown.join(', ')} (only socketPath is read; for TLS, put a TLS-terminating proxy or socket in front)`)
   }
   return {
     url: url.toString(),
@@ -365,6 +375,11 @@ export function loadConfig (env: Env = process.env): Config {
   if (s3Bucket !== undefined && !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(s3Bucket)) {
     read.problems.push(`S3_BUCKET must be a valid bucket name (got "${s3Bucket}")`)
   }
+  if (s3Bucket === undefined && (s3Region !== undefined || s3Endpoint !== undefined)) {
+    // Without a bucket of its own the service would write to the default bucket name, on AWS
+    // someone else's.
+    read.problems.push('S3_BUCKET must be set when S3_REGION or S3_ENDPOINT is (or set none of them for the embedded store)')
+  }
   const embedded = s3Bucket === undefined && s3Endpoint === undefined && s3Region === undefined
   const localPort = read.int('S3_LOCAL_PORT', 4569, 1, 65535)
   const localAccessKeyId = read.string('S3_LOCAL_ACCESS_KEY_ID', 'S3RVER')
@@ -402,8 +417,10 @@ export function loadConfig (env: Env = process.env): Config {
       host: read.string('HOST', '127.0.0.1'),
       port: read.int('PORT', 3000, 0, 65535),
       trustProxy,
-      keepAliveTimeoutMs: read.int('KEEP_ALIVE_TIMEOUT_MS', 65_000, 1000, 600_000),
-      requestTimeoutMs: read.int('REQUEST_TIMEOUT_MS', 30_000, 1000, 600_000),
+      // nginx (nginx/logistics.conf) keeps upstream connections 60 s and waits 35 s for an answer:
+      // the API must close idle connections after nginx does, and answer before nginx gives up.
+      keepAliveTimeoutMs: read.int('KEEP_ALIVE_TIMEOUT_MS', 65_000, NGINX_UPSTREAM_KEEPALIVE_MS + 1000, 600_000),
+      requestTimeoutMs: read.int('REQUEST_TIMEOUT_MS', 30_000, 1000, NGINX_READ_TIMEOUT_MS - 1000),
       shutdownTimeoutMs: read.int('SHUTDOWN_TIMEOUT_MS', 10_000, 100, 120_000)
     },
     db: readDatabase(read, nodeEnv),

@@ -91,3 +91,21 @@ t.test('passwords never appear in configuration errors', async (t) => {
     t.notMatch((err as Error).message, /hunter2|hunter3/)
   }
 })
+
+t.test('settings that would be silently wrong are refused', async (t) => {
+  const problems = (env: Record<string, string>): string => {
+    try {
+      loadConfig(env)
+      return ''
+    } catch (err) {
+      return (err as ConfigError).message
+    }
+  }
+  t.match(problems({ DATABASE_URL: 'mysql://root@127.0.0.1:3306/logistics?ssl=true' }), /DATABASE_URL has parameters the service does not use: ssl/)
+  t.equal(problems({ DATABASE_URL: 'mysql://root@localhost/logistics?socketPath=/run/mysqld/mysqld.sock' }), '', 'socketPath is read')
+  t.match(problems({ S3_REGION: 'ap-northeast-1' }), /S3_BUCKET must be set when S3_REGION or S3_ENDPOINT is/, 'a region alone would write to the default bucket name')
+  t.match(problems({ S3_ENDPOINT: 'http://minio:9000' }), /S3_BUCKET must be set/)
+  t.match(problems({ KEEP_ALIVE_TIMEOUT_MS: '30000' }), /KEEP_ALIVE_TIMEOUT_MS/, 'below nginx\'s upstream keep-alive: nginx would reuse connections the API closes')
+  t.match(problems({ REQUEST_TIMEOUT_MS: '60000' }), /REQUEST_TIMEOUT_MS/, 'above nginx\'s read timeout: nginx would give up first')
+  t.equal(problems({ KEEP_ALIVE_TIMEOUT_MS: '65000', REQUEST_TIMEOUT_MS: '30000' }), '')
+})

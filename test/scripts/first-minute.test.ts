@@ -38,6 +38,18 @@ t.test('the API started with MySQL and Redis unreachable says so, and answers 50
   t.equal(health.status, 503)
 })
 
+t.test('a Redis database number the server lacks is refused at start-up, not used as database 0', async (t) => {
+  const port = await freePort()
+  const result = spawnSync(process.execPath, ['dist/server.js'], {
+    cwd: root,
+    env: { ...process.env, NODE_ENV: 'test', LOG_LEVEL: 'silent', PORT: String(port), REDIS_URL: 'redis://127.0.0.1:6379/40' },
+    encoding: 'utf8',
+    timeout: 60_000
+  })
+  t.equal(result.status, 1)
+  t.match(result.stderr, /REDIS_URL names database 40, which this Redis server does not have/)
+})
+
 t.test('a build with nothing changed rewrites nothing', async (t) => {
   const build = (): number | null => spawnSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'ignore', timeout: 120_000 }).status
   t.equal(build(), 0)
