@@ -13,7 +13,7 @@ import { Writer } from '../../src/writes/writer.js'
 import { IngestConsumer, type EventWriter } from '../../src/ingest/consumer.js'
 import { deadLetterQueue, mainQueueArguments } from '../../src/ingest/queue-link.js'
 import { TRACKING_STATUSES } from '../../src/tracking/statuses.js'
-import { testConfig } from '../helpers/config.js'
+import { RUN, testConfig } from '../helpers/config.js'
 import { freshDatabase } from '../helpers/database.js'
 import { clearKeys } from '../helpers/redis.js'
 
@@ -34,7 +34,7 @@ export interface IngestContext {
 }
 
 export async function ingestSetup (t: Test, name: string, env: Record<string, string> = {}): Promise<IngestContext> {
-  const queue = `lt.${name}.events`
+  const queue = `lt.${RUN === '' ? '' : `${RUN}.`}${name}.events`
   const config = testConfig(`ingest_${name}`, { AMQP_URL, AMQP_QUEUE: queue, ...env })
   const database = await freshDatabase(t, config)
   await clearKeys(t, config)

@@ -115,7 +115,7 @@ t.test('db:seed --orders N bulk-loads orders with timelines and shows progress',
 t.test('db:reset refuses without --confirm, and resets with it', async (t) => {
   const refused = await npmRun('db:reset')
   t.not(refused.code, 0)
-  t.match(refused.stderr, /Refusing to drop database "lt_scripts_database".*--confirm/)
+  t.match(refused.stderr, new RegExp(`Refusing to drop database "${config.db.database}".*--confirm`))
   t.equal(Number((await sql<{ n: number }>`SELECT COUNT(*) AS n FROM orders`.execute(handle.db)).rows[0].n), 5000, 'nothing dropped')
   const done = await npmRun('db:reset', '--confirm')
   t.equal(done.code, 0, done.stderr)
