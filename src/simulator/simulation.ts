@@ -81,6 +81,8 @@ interface Vehicle {
   onboard: Set<Parcel>
   idle: boolean
   minDepartAt: number
+  /** When the service has decided its arrival where it is parked: no loading or leaving before. */
+  checkedInAt: number
   /** Invalidates scheduled decisions and fix loops of an earlier stop. */
   epoch: number
   decisionAt: number
@@ -247,6 +249,7 @@ export class Simulation {
         onboard: new Set(),
         idle: true,
         minDepartAt: 0,
+        checkedInAt: 0,
         epoch: 0,
         decisionAt: Infinity,
         entryStamp: undefined,
@@ -306,7 +309,8 @@ export class Simulation {
     for (const p of this.parcels) this.agenda.at(p.plan.bookedAt, () => this.book(p))
     for (const v of this.vehicles) {
       this.startParked(v, 0)
-      this.scheduleDecision(v, Math.round(this.checkInDelay() + between(v.rng, 0, 15 * MINUTE)))
+      v.checkedInAt = this.checkInDelay()
+      this.scheduleDecision(v, Math.round(between(v.rng, 0, 15 * MINUTE)))
     }
     let lastProgress = Date.now()
     while (this.stopReason === undefined) {
@@ -503,7 +507,8 @@ export class Simulation {
 
   // ---------------------------------------------------------------- vehicles
 
-  private scheduleDecision (v: Vehicle, t: number): void {
+  private scheduleDecision (v: Vehicle, at: number): void {
+    const t = Math.max(at, v.checkedInAt)
     if (t >= v.decisionAt) return
     v.decisionAt = t
     const epoch = v.epoch
@@ -663,7 +668,8 @@ export class Simulation {
       const at = t + 2 * MINUTE
       this.agenda.at(at, () => this.unload(v, transfer, hub, at))
     }
-    this.scheduleDecision(v, t + Math.max(between(v.rng, 10, 20) * MINUTE, this.checkInDelay()))
+    v.checkedInAt = t + this.checkInDelay()
+    this.scheduleDecision(v, t + between(v.rng, 10, 20) * MINUTE)
   }
 
   /**
