@@ -254,6 +254,6 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   await app.register(reportRoutes, { s3: config.s3, access })
   await app.register(intakeRoutes, { db: database.db, access })
   await app.register(fleetRoutes, { db: database.db, access, fleet: config.fleet })
-  await app.register(pagesRoutes, { s3: config.s3 })
+  await app.register(pagesRoutes, { s3: config.s3, db: database.db, live: config.live })
   return app
 }

@@ -10,6 +10,8 @@ import { notFound, unavailable } from '../http/errors.js'
 import { compareSlots } from '../reports/routes.js'
 import { REPORT_KEY } from '../reports/slots.js'
 import type { ReportStorage } from '../reports/storage.js'
+import type { Db } from '../infra/db.js'
+import { fleetStreamRoute } from './fleet-stream.js'
 import { mapOutline, project } from './map.js'
 
 /**
@@ -92,11 +94,12 @@ async function readAll (body: Readable): Promise<string> {
 const LATEST_TTL_MS = 30_000
 
 /**
- * The web pages (/track, /fleet/map, /dashboard), their scripts and the small JSON routes they
- * need that the API does not have: the map with the hubs, and the latest report's summary for
- * everyone (GET /reports/<key> is for admins).
+ * The web pages (/track, /fleet/map, /dashboard), their scripts and what they need that the API
+ * did not have: the map with the hubs, the latest report's summary for everyone (GET
+ * /reports/<key> is for admins), and GET /fleet/stream.
  */
-export async function pagesRoutes (app: FastifyInstance, { s3 }: { s3: Config['s3'] }): Promise<void> {
+export async function pagesRoutes (app: FastifyInstance, { s3, db, live }: { s3: Config['s3'], db: Db, live: Config['live'] }): Promise<void> {
+  fleetStreamRoute(app, { db, live })
   let storage: Promise<ReportStorage> | undefined
   const open = async (): Promise<ReportStorage> => await (storage ??= import('../reports/storage.js').then(({ ReportStorage }) => new ReportStorage(s3)))
   app.addHook('onClose', async () => { if (storage !== undefined) (await storage).close() })

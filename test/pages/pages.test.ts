@@ -5,6 +5,7 @@ import path from 'node:path'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import { buildTestApp, eventually } from '../helpers/app.js'
 import { insertKnownOrder } from '../helpers/orders.js'
+import { SseClient } from '../helpers/sse.js'
 import { TestS3 } from '../helpers/s3.js'
 import { createLogger } from '../../src/logger.js'
 import { createS3Client, ensureBucket } from '../../src/infra/s3.js'
@@ -204,8 +205,33 @@ t.test('/fleet/map: vehicles with their status and load, moving without a reload
   await page.setViewportSize({ width: 390, height: 844 })
   t.ok(await eventually(async () => await page.evaluate('document.documentElement.scrollWidth <= window.innerWidth') === true, 5000), 'on a phone: no horizontal scrolling')
   await screenshot(page, 'fleet-map-phone.png')
+  t.ok(requests.some((url) => url === `${origin}/fleet/stream`), 'live from GET /fleet/stream')
+  t.equal(requests.filter((url) => url === `${origin}/fleet`).length, 0, 'no polling while the stream works')
   stayedLocal(t, requests)
   t.same(problems, [])
+})
+
+t.test('GET /fleet/stream: a snapshot, then only the vehicles that changed', async (t) => {
+  const first = new SseClient(`${base}/fleet/stream`)
+  t.teardown(() => first.close())
+  t.ok(await first.waitFor((c) => c.events.some((e) => e.event === 'snapshot'), 15_000), 'snapshot')
+  t.match(first.headers['content-type'], /^text\/event-stream/)
+  const snapshot = JSON.parse(first.events[0].data)
+  t.same(snapshot.vehicles.map((v: { id: string }) => v.id), ['HUN-01', 'PEN-01', 'TNN-01', 'TPE-01', 'TYN-01'])
+
+  const hun = snapshot.vehicles.find((v: { id: string }) => v.id === 'HUN-01')
+  await fix('HUN-01', hun.position.lat + 0.01, hun.position.lng, ago(500), 30)
+  t.ok(await first.waitFor((c) => c.events.some((e) => e.event === 'change' && e.data.includes('HUN-01')), 15_000), 'a change event')
+  const change = JSON.parse(first.events.find((e) => e.event === 'change' && e.data.includes('HUN-01'))!.data)
+  t.same(change.vehicles.map((v: { id: string }) => v.id), ['HUN-01'], 'only the vehicle that moved')
+  t.equal(change.vehicles[0].status, 'enroute')
+  t.same(change.removed, [])
+
+  const second = new SseClient(`${base}/fleet/stream`)
+  t.teardown(() => second.close())
+  t.ok(await second.waitFor((c) => c.events.length > 0, 15_000))
+  const later = JSON.parse(second.events[0].data).vehicles.find((v: { id: string }) => v.id === 'HUN-01')
+  t.equal(later.position.lat, change.vehicles[0].position.lat, 'a new stream starts from the current fleet')
 })
 
 t.test('/dashboard: the latest report as charts for everyone, downloads with the admin token', async (t) => {

@@ -1,6 +1,7 @@
-// /fleet/map: every vehicle on the map with its status and load, from GET /fleet polled every
-// 2 s (one small JSON answer per client; markers glide to their new place). Choosing a vehicle
-// shows its track of the last hour and its manifest (GET /fleet/<id>).
+// /fleet/map: every vehicle on the map with its status and load, live from GET /fleet/stream
+// (a snapshot, then the vehicles that changed, about once a second; markers glide to their new
+// place); if the stream cannot be had, GET /fleet every 2 s. Choosing a vehicle shows its track
+// of the last hour and its manifest (GET /fleet/<id>).
 import { el, getJson, localTime, number } from './common.js'
 import { loadMap } from './map.js'
 
@@ -51,28 +52,29 @@ function row (vehicle) {
     el('td', { class: 'wide-only' }, vehicle.last_seen_at === null ? '—' : seen(vehicle.last_seen_at)))
 }
 
-async function refresh () {
+const vehicles = new Map()
+
+async function draw () {
   const map = await mapReady
-  const { vehicles } = await getJson('/fleet')
-  const seen = new Set()
-  for (const vehicle of vehicles) {
-    if (vehicle.position === null) continue
-    marker(map, vehicle)
-    seen.add(vehicle.id)
-  }
-  for (const [id, node] of markers) if (!seen.has(id)) { node.remove(); markers.delete(id) }
+  const list = [...vehicles.values()].sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+  for (const vehicle of list) if (vehicle.position !== null) marker(map, vehicle)
+  for (const [id, node] of markers) if (vehicles.get(id)?.position == null) { node.remove(); markers.delete(id) }
   // Keep the keyboard focus on the row it was on.
   const focused = document.activeElement?.closest?.('tr')?.dataset.vehicle
-  tbody.replaceChildren(...vehicles.map(row))
+  tbody.replaceChildren(...list.map(row))
   if (focused !== undefined) tbody.querySelector(`tr[data-vehicle="${window.CSS.escape(focused)}"] button`)?.focus()
   const counts = {}
-  for (const v of vehicles) counts[v.status] = (counts[v.status] ?? 0) + 1
-  document.getElementById('counts').textContent = `${vehicles.length} 輛：` +
+  for (const v of list) counts[v.status] = (counts[v.status] ?? 0) + 1
+  document.getElementById('counts').textContent = `${list.length} 輛：` +
     Object.entries(counts).map(([s, n]) => `${STATUS[s] ?? s} ${n}`).join('、')
   live.textContent = `即時 · 更新於 ${new Date().toLocaleTimeString('zh-TW', { hour12: false })}`
   live.className = 'live on'
   errorBox.hidden = true
-  if (selected !== null) await showDetail(map, selected)
+}
+
+function replaceAll (list) {
+  vehicles.clear()
+  for (const v of list) vehicles.set(v.id, v)
 }
 
 async function showDetail (map, id) {
@@ -99,19 +101,45 @@ tbody.addEventListener('click', async (event) => {
   selected = selected === id ? null : id
   window.history.replaceState(null, '', selected === null ? '/fleet/map' : `/fleet/map?vehicle=${encodeURIComponent(selected)}`)
   const map = await mapReady
-  if (selected === null) { map.layers.route.replaceChildren(); document.getElementById('detail').hidden = true }
-  await refresh().catch(() => {})
+  await draw()
+  if (selected === null) { map.layers.route.replaceChildren(); document.getElementById('detail').hidden = true } else await showDetail(map, selected)
 })
 
-async function loop () {
-  try {
-    await refresh()
-  } catch (err) {
-    live.textContent = '連線中斷，重試中…'
-    live.className = 'live off'
-    errorBox.textContent = `無法取得車隊資料：${err.message}`
+function offline (message) {
+  live.textContent = '連線中斷，重試中…'
+  live.className = 'live off'
+  if (message !== undefined) {
+    errorBox.textContent = `無法取得車隊資料：${message}`
     errorBox.hidden = false
   }
-  setTimeout(loop, POLL_MS)
 }
-loop()
+
+// The fallback: GET /fleet every 2 s.
+async function poll () {
+  try {
+    replaceAll((await getJson('/fleet')).vehicles)
+    await draw()
+    if (selected !== null) await showDetail(await mapReady, selected)
+  } catch (err) {
+    offline(err.message)
+  }
+  setTimeout(poll, POLL_MS)
+}
+
+const stream = new window.EventSource('/fleet/stream')
+stream.addEventListener('snapshot', async (e) => {
+  replaceAll(JSON.parse(e.data).vehicles)
+  await draw()
+  if (selected !== null) await showDetail(await mapReady, selected)
+})
+stream.addEventListener('change', async (e) => {
+  const change = JSON.parse(e.data)
+  for (const v of change.vehicles) vehicles.set(v.id, v)
+  for (const id of change.removed) vehicles.delete(id)
+  await draw()
+  if (selected !== null && change.vehicles.some((v) => v.id === selected)) await showDetail(await mapReady, selected)
+})
+stream.addEventListener('error', () => {
+  if (stream.readyState === window.EventSource.CLOSED) poll() // refused (limits, no database): poll instead
+  else offline()
+})
