@@ -6,6 +6,8 @@ import { chromium, type Browser, type Page } from 'playwright-core'
 import { buildTestApp, eventually } from '../helpers/app.js'
 import { insertKnownOrder } from '../helpers/orders.js'
 import { SseClient } from '../helpers/sse.js'
+import { startNginx, writeNginxConfig } from '../helpers/nginx.js'
+import { freePort } from '../helpers/redis.js'
 import { TestS3 } from '../helpers/s3.js'
 import { createLogger } from '../../src/logger.js'
 import { createS3Client, ensureBucket } from '../../src/infra/s3.js'
@@ -274,5 +276,31 @@ t.test('/dashboard: the latest report as charts for everyone, downloads with the
   await page.waitForTimeout(400) // the charts redraw for the new width
   await screenshot(page, 'dashboard-phone.png')
   stayedLocal(t, requests)
+  t.same(problems, [])
+})
+
+t.test('behind the shipped nginx site: pages with their policy, the map live through the fleet stream', async (t) => {
+  const nginxPort = await freePort()
+  const { dir, conf } = await writeNginxConfig(t, nginxPort, Number(new URL(base).port))
+  await startNginx(t, conf, dir)
+  const front = `http://127.0.0.1:${nginxPort}`
+  t.ok(await eventually(async () => (await fetch(`${front}/`).catch(() => null))?.status === 200, 10_000), 'nginx is up')
+  const page = await fetch(`${front}/track`, { headers: { 'accept-encoding': 'gzip' } })
+  t.equal(page.status, 200)
+  t.equal(page.headers.get('content-security-policy'), PAGE_CSP)
+  t.equal(page.headers.get('content-encoding'), 'gzip')
+
+  const stream = new SseClient(`${front}/fleet/stream`)
+  t.teardown(() => stream.close())
+  t.ok(await stream.waitFor((c) => c.events.some((e) => e.event === 'snapshot'), 15_000), 'snapshot through nginx')
+  const { page: browserPage, requests, problems } = await open(t)
+  await browserPage.goto(`${front}/fleet/map`)
+  await browserPage.locator('.map .vehicle[data-vehicle="PEN-01"]').waitFor({ timeout: 15_000 })
+  const before = await browserPage.locator('.map .vehicle[data-vehicle="PEN-01"]').evaluate((e) => (e as unknown as { style: { transform: string } }).style.transform)
+  const pen = JSON.parse(stream.events[0].data).vehicles.find((v: { id: string }) => v.id === 'PEN-01')
+  await fix('PEN-01', pen.position.lat + 0.02, pen.position.lng + 0.02, ago(500), 35)
+  t.ok(await stream.waitFor((c) => c.events.some((e) => e.event === 'change' && e.data.includes('PEN-01')), 15_000), 'the change through nginx, unbuffered')
+  t.ok(await eventually(async () => await browserPage.locator('.map .vehicle[data-vehicle="PEN-01"]').evaluate((e) => (e as unknown as { style: { transform: string } }).style.transform) !== before, 20_000), 'the marker moved')
+  t.same(requests.filter((url) => !url.startsWith(front + '/') && !url.startsWith('data:')), [], 'every request went to nginx')
   t.same(problems, [])
 })
