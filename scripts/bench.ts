@@ -43,7 +43,8 @@ const { values: args } = parseArgs({
     profile: { type: 'boolean', default: false },
     'skip-nginx': { type: 'boolean', default: false },
     'skip-flask': { type: 'boolean', default: false },
-    'skip-ingest': { type: 'boolean', default: false }
+    'skip-ingest': { type: 'boolean', default: false },
+    'skip-live': { type: 'boolean', default: false }
   }
 })
 const ORDERS = Number(args.orders)
@@ -578,6 +579,11 @@ async function main (): Promise<void> {
     console.log('\ningestion (RabbitMQ consumer, POST /events, publish → visible):')
     const { runIngestBench } = await import('./bench/ingest.js')
     console.table(await runIngestBench({ events: 100_000, baselineEvents: 3000, steadySeconds: 20 }))
+  }
+  if (!args['skip-live']) {
+    console.log('\nlive streams (one API process):')
+    const { runLiveBench } = await import('./bench/live.js')
+    console.table(await runLiveBench({ streams: 10_000, rate: 500, seconds: 10 }))
   }
 }
 

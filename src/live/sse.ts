@@ -5,7 +5,7 @@ import type { ServerResponse } from 'node:http'
  * heartbeat, and no write after the client has gone.
  */
 export class EventStream {
-  private heartbeat: NodeJS.Timeout | undefined
+  private readonly beat: Set<EventStream>
   private closed = false
   private readonly onClose: Array<() => void> = []
 
@@ -21,8 +21,8 @@ export class EventStream {
     res.socket?.setNoDelay(true)
     // Tells EventSource how long to wait before reconnecting.
     res.write('retry: 2000\n\n')
-    this.heartbeat = setInterval(() => { this.comment('ping') }, heartbeatMs)
-    this.heartbeat.unref()
+    this.beat = heartbeatGroup(heartbeatMs)
+    this.beat.add(this)
     res.on('close', () => { this.finish() })
   }
 
@@ -55,7 +55,31 @@ export class EventStream {
   private finish (): void {
     if (this.closed) return
     this.closed = true
-    clearInterval(this.heartbeat)
+    this.beat.delete(this)
     for (const callback of this.onClose.splice(0)) callback()
   }
+}
+
+/**
+ * Heartbeats: one timer per interval for all the streams that use it (a timer per stream costs
+ * memory with thousands of them open); it stops when its last stream closes.
+ */
+const groups = new Map<number, { streams: Set<EventStream>, timer: NodeJS.Timeout }>()
+
+function heartbeatGroup (ms: number): Set<EventStream> {
+  let group = groups.get(ms)
+  if (group === undefined) {
+    const streams = new Set<EventStream>()
+    const timer = setInterval(() => {
+      if (streams.size === 0) {
+        clearInterval(timer)
+        groups.delete(ms)
+        return
+      }
+      for (const stream of streams) stream.comment('ping')
+    }, ms)
+    timer.unref()
+    groups.set(ms, group = { streams, timer })
+  }
+  return group.streams
 }
