@@ -90,7 +90,7 @@ t.test('the stack under PM2: API, fleet subscriber, queue consumer', async (t) =
 t.test('npm run simulate: 3 vehicles, 30 parcels, 3,600× for a minute', async (t) => {
   const json = path.join(work, 'summary.json')
   const started = Date.now()
-  const { stdout, stderr } = await exec('npx', ['tsx', 'scripts/simulate.ts', '--speed', '3600', '--vehicles', '3', '--parcels', '30', '--seed', '7', '--duration', '60s', '--progress', '10', '--json', json],
+  const { stdout, stderr } = await exec('npx', ['tsx', 'scripts/simulate.ts', '--speed', '3600', '--vehicles', '3', '--parcels', '30', '--seed', '7', '--resend-share', '0.15', '--duration', '60s', '--progress', '10', '--json', json],
     { cwd: root, env, timeout: 150_000, maxBuffer: 16 * 1024 * 1024 })
   output = `${stderr}\n${stdout}`
   t.comment(output)
@@ -109,6 +109,7 @@ t.test('npm run simulate: 3 vehicles, 30 parcels, 3,600× for a minute', async (
   t.equal(summary.events.missing, 0, 'every scan sent is in /query')
   t.equal(summary.events.storedTwice, 0)
   t.equal(summary.events.accepted, summary.events.sent)
+  t.ok(summary.events.resent > 0, `scans sent again (${summary.events.resent})`)
   t.equal(summary.events.duplicate, summary.events.resent, 'every scan sent again came back a duplicate')
   t.equal(summary.deadLettered, 0, 'nothing dead-lettered')
   t.ok((summary.geofenceEvents['In Transit'] ?? 0) > 0, 'arrivals and departures became In Transit events')
