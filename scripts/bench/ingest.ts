@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { Agent, request } from 'node:http'
-import { createServer } from 'node:net'
+import { freePort } from '../lib/ports.js'
 import { connect } from 'amqplib'
 import { sql } from 'kysely'
 import { loadConfig, loadEnvFile, type Config } from '../../src/config.js'
@@ -28,16 +28,6 @@ const ORDERS = 10_000
 const STATUSES = ['Package Received', 'In Transit', 'Out for Delivery', 'Delivery Attempted', 'Exception'] as const
 
 interface Options { events: number, baselineEvents: number, steadySeconds: number }
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve) => {
-    const server = createServer()
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
-}
 
 function eventsFor (snos: number[], hubs: number[], count: number, prefix: string): Array<Record<string, unknown>> {
   const start = Date.now() - 30 * 86_400_000

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { Agent, request } from 'node:http'
-import { createServer } from 'node:net'
+import { freePort } from '../lib/ports.js'
 import { loadConfig, loadEnvFile } from '../../src/config.js'
 import { createDatabase } from '../../src/infra/db.js'
 import { dropDatabase, ensureDatabase, migrateToLatest } from '../../src/db/migrator.js'
@@ -16,16 +16,6 @@ import { Writer } from '../../src/writes/writer.js'
  */
 const root = new URL('../..', import.meta.url).pathname
 const DATABASE = 'logistics_bench_live'
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve) => {
-    const server = createServer()
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
-}
 
 const rssMb = (pid: number): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024
 
