@@ -7,6 +7,7 @@ import path from 'node:path'
 import { promisify } from 'node:util'
 import { gunzipSync } from 'node:zlib'
 import autocannon from 'autocannon'
+import { connect } from 'amqplib'
 import { testConfig } from '../helpers/config.js'
 import { freshDatabase } from '../helpers/database.js'
 import { clearKeys, freePort } from '../helpers/redis.js'
@@ -62,6 +63,13 @@ delete (env as Record<string, string | undefined>).S3_REGION
 const pm2Run = async (...args: string[]): Promise<string> => (await exec(pm2, args, { cwd: root, env, timeout: 60_000 })).stdout
 t.teardown(async () => {
   await pm2Run('kill').catch(() => {})
+  // The consumer declared its queues on the shared broker: they go with the test.
+  const broker = await connect(process.env.TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672').catch(() => undefined)
+  if (broker !== undefined) {
+    const channel = await broker.createChannel()
+    for (const queue of [env.AMQP_QUEUE, `${env.AMQP_QUEUE}.dead`]) await channel.deleteQueue(queue).catch(() => {})
+    await broker.close().catch(() => {})
+  }
   await rm(home, { recursive: true, force: true })
   await rm(s3Dir, { recursive: true, force: true })
 })
