@@ -1,6 +1,5 @@
-import { randomUUID } from 'node:crypto'
+import { createServer, type Server } from 'node:http'
 import { createRequire } from 'node:module'
-import type { Server } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Writable } from 'node:stream'
 import Fastify, { LogController, type FastifyHttpOptions, type FastifyInstance } from 'fastify'
@@ -12,6 +11,9 @@ import { createDatabase, unreachableMessage } from './infra/db.js'
 import { badRequest, registerErrorHandling, unavailable } from './http/errors.js'
 import { healthRoutes } from './http/health.js'
 import { OverloadGuard } from './http/overload.js'
+import { requestIdOf, SECURITY_HEADERS } from './http/response-headers.js'
+import { trustProxyFunction } from './http/client-address.js'
+import { CHARGED, QueryHitShortcut, type ChargedRequest } from './tracking/hit-shortcut.js'
 import { registerDocs } from './http/docs.js'
 import { registerMetrics } from './http/metrics.js'
 import { NotFoundLimiter, RequestLimiter, SharedCounter } from './http/rate-limit.js'
@@ -41,6 +43,8 @@ declare module 'fastify' {
     /** The one write path for orders and events (src/writes/writer.ts). */
     writer: Writer
     hubs: HubDirectory
+    /** Answers /query from the near cache before Fastify sees the request (src/tracking/hit-shortcut.ts). */
+    hitShortcut: QueryHitShortcut
     /** Load shedding; `sampled` tells when its measure means something (PM2's ready waits for it). */
     overload: OverloadGuard
     /** Logs, once, which dependency is unreachable and which variable to check (for start-up). */
@@ -48,28 +52,9 @@ declare module 'fastify' {
   }
 }
 
-/**
- * Security headers for a JSON API, the same on every answer: nothing on it is ever to be
- * rendered, framed, sniffed or embedded elsewhere. (HSTS belongs to the TLS terminator.)
- * Set as one constant object: @fastify/helmet's per-request middleware chain cost a third of
- * the cache-hit throughput in the benchmark.
- */
-const SECURITY_HEADERS = {
-  'x-content-type-options': 'nosniff',
-  'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
-  'x-frame-options': 'DENY',
-  'referrer-policy': 'no-referrer',
-  'cross-origin-resource-policy': 'same-site'
-}
-
 /** The API's version, as package.json says. */
 const API_VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version
 
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
-// Ids made here: a random per-process prefix and a counter (unique without a UUID per request).
-const ID_PREFIX = randomUUID().slice(0, 8)
-let requestCounter = 0
-const nextRequestId = (): string => `${ID_PREFIX}-${(requestCounter++).toString(36)}`
 /** The longest URL (path and query string) the API reads; nginx's own limit is 8 KiB. */
 export const MAX_URL_LENGTH = 2048
 
@@ -88,20 +73,27 @@ function clientErrorHandler (err: NodeJS.ErrnoException, socket: Socket): void {
   socket.destroy()
 }
 
-export function serverOptions (config: Config, logStream?: Writable): FastifyHttpOptions<Server> {
+/**
+ * Fastify's options. The HTTP server is made here (Fastify sets the same timeouts on the one it
+ * makes) so that a /query answered from this process's near cache can be sent before Fastify
+ * sees the request (src/tracking/hit-shortcut.ts).
+ */
+export function serverOptions (config: Config, shortcut: QueryHitShortcut, logStream?: Writable): FastifyHttpOptions<Server> {
   return {
+    serverFactory: (handler, options) => {
+      const server = createServer(options.http ?? {}, (req, res) => { if (!shortcut.handle(req, res)) handler(req, res) })
+      server.keepAliveTimeout = config.server.keepAliveTimeoutMs
+      server.requestTimeout = config.server.requestTimeoutMs
+      server.setTimeout(config.server.requestTimeoutMs + 5000)
+      return server
+    },
     logger: logStream === undefined ? loggerOptions(config.logLevel, 'api') : { ...loggerOptions(config.logLevel, 'api'), transport: undefined, stream: logStream },
     // nginx logs every request; the API logs errors and slow requests (see the onResponse hook).
     logController: new LogController({ disableRequestLogging: true }),
     // nginx sends X-Request-Id; a well-formed one is kept so that both logs share it.
     requestIdHeader: false,
-    genReqId: (req) => {
-      const header = req.headers['x-request-id']
-      return typeof header === 'string' && REQUEST_ID.test(header) ? header : nextRequestId()
-    },
-    trustProxy: typeof config.server.trustProxy === 'number'
-      ? ((hops: number) => (_address: string, hop: number) => hop < hops)(config.server.trustProxy)
-      : config.server.trustProxy,
+    genReqId: requestIdOf,
+    trustProxy: trustProxyFunction(config.server.trustProxy),
     childLoggerFactory: (logger, bindings, options) => new LazyChildLogger(logger as never, bindings, options as Record<string, unknown>) as never,
     // Longer than nginx's upstream keepalive_timeout (60 s), so that nginx always closes first;
     // the request timeout is shorter than nginx's proxy_read_timeout (35 s), so the API answers first.
@@ -147,7 +139,9 @@ export interface AppOptions {
  * routes that need them; `close()` drains requests, then closes MySQL, Redis and S3.
  */
 export async function buildApp (config: Config, options: AppOptions = {}): Promise<FastifyInstance> {
-  const app = Fastify(serverOptions(config, options.logStream)).withTypeProvider<TypeBoxTypeProvider>()
+  const shortcut = new QueryHitShortcut()
+  const app = Fastify(serverOptions(config, shortcut, options.logStream)).withTypeProvider<TypeBoxTypeProvider>()
+  app.decorate('hitShortcut', shortcut)
 
   const database = createDatabase(config.db)
   const { guard, cache, epoch, close: closeCache } = createTrackingCache(config, app.log)
@@ -197,6 +191,7 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   // those idle at the start), so the process exits once the last in-flight request is answered.
   let drain: NodeJS.Timeout | undefined
   app.addHook('preClose', async () => {
+    shortcut.detach()
     drain = setInterval(() => app.server.closeIdleConnections(), 50).unref()
   })
   app.addHook('onClose', async () => {
@@ -227,8 +222,10 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   const limiter = new RequestLimiter(requests, config.rateLimit.perMinute)
   app.addHook('onRequest', (request, reply, done) => {
     reply.headers(SECURITY_HEADERS).header('x-request-id', request.id)
+    // A /query the shortcut looked at and handed on has had its rate limit counted there.
+    const charged = (request.raw as ChargedRequest)[CHARGED]
     if (request.url.length > MAX_URL_LENGTH) done(badRequest('URL_TOO_LONG', `The URL must stay under ${MAX_URL_LENGTH} characters`))
-    else done(limiter.check(request) ?? (shedding && overload.refuse() ? unavailable('OVERLOADED', 'The service is overloaded; try again shortly', 5) : undefined))
+    else done((charged !== undefined ? charged.refusal : limiter.check(request)) ?? (shedding && overload.refuse() ? unavailable('OVERLOADED', 'The service is overloaded; try again shortly', 5) : undefined))
   })
   // nginx logs every request with its time; at debug level the API does too.
   if (['debug', 'trace'].includes(config.logLevel)) {
@@ -240,7 +237,7 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   registerErrorHandling(app)
   await registerDocs(app, API_VERSION)
   const access = new Access({ adminToken: config.adminToken, ingestTokens: config.ingestTokens })
-  registerMetrics(app, { db: database.db, guard, tracking, access })
+  const observe = registerMetrics(app, { db: database.db, guard, tracking, access })
 
   await app.register(healthRoutes, { db: database.db, redis: guard })
   const feed = new ChangeFeed(config.db, app.log, config.live.pollMs)
@@ -255,5 +252,10 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   await app.register(intakeRoutes, { db: database.db, access })
   await app.register(fleetRoutes, { db: database.db, access, fleet: config.fleet })
   await app.register(pagesRoutes, { s3: config.s3, db: database.db, live: config.live })
+  // At debug level every request is logged, so every one goes through the hooks.
+  if (!['debug', 'trace'].includes(config.logLevel)) {
+    const parts = { tracking, limiter, notFound: notFoundLimiter, overloaded: () => overload.overloaded(), trust: trustProxyFunction(config.server.trustProxy), observe }
+    app.addHook('onReady', async () => { shortcut.attach(parts) })
+  }
   return app
 }

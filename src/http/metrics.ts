@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { sql } from 'kysely'
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+import { RequestDurations } from './request-durations.js'
 import type { Access } from './auth.js'
 import type { Db } from '../infra/db.js'
 import type { RedisGuard } from '../infra/redis.js'
@@ -32,28 +33,23 @@ interface ClusterFigures {
  * status with latency histograms, and where its /query answers came from; the platform's figures
  * from where they live: the change-log backlog of each relay, webhook deliveries by status and the
  * fleet's intake from MySQL, the queue consumer's intake and dead letters and the time of the
- * last report from Redis (those processes leave them there). Per request, one histogram child
- * looked up by key and observed; everything else is read at scrape time.
+ * last report from Redis (those processes leave them there). Per request, one series looked up
+ * by key and counted (RequestDurations); everything else is read at scrape time.
  */
-export function registerMetrics (app: FastifyInstance, sources: MetricsSources): void {
+/** Counts one answered request in the latency histogram (for answers sent without Fastify's hooks). */
+export type ObserveRequest = (route: string, method: string, status: number, seconds: number) => void
+
+export function registerMetrics (app: FastifyInstance, sources: MetricsSources): ObserveRequest {
   const registry = new Registry()
   registry.setDefaultLabels({ instance: process.env.NODE_APP_INSTANCE ?? String(process.pid) })
   collectDefaultMetrics({ register: registry, prefix: 'logistics_' })
 
-  const requests = new Histogram({
-    name: 'logistics_http_request_duration_seconds',
-    help: 'HTTP requests by route, method and status, with their latency',
-    labelNames: ['route', 'method', 'status'] as const,
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-    registers: [registry]
-  })
-  const children = new Map<string, ReturnType<typeof requests.labels>>()
+  const requests = new RequestDurations('logistics_http_request_duration_seconds', 'HTTP requests by route, method and status, with their latency',
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5])
+  registry.registerMetric(requests as never)
+  const observe: ObserveRequest = (route, method, status, seconds) => { requests.observe(route, method, status, seconds) }
   app.addHook('onResponse', (request: FastifyRequest, reply: FastifyReply, done: () => void) => {
-    const route = request.routeOptions.url ?? 'unmatched'
-    const key = `${route} ${request.method} ${reply.statusCode}`
-    let child = children.get(key)
-    if (child === undefined) children.set(key, child = requests.labels(route, request.method, String(reply.statusCode)))
-    child.observe(reply.elapsedTime / 1000)
+    observe(request.routeOptions.url ?? 'unmatched', request.method, reply.statusCode, reply.elapsedTime / 1000)
     done()
   })
 
@@ -100,6 +96,7 @@ export function registerMetrics (app: FastifyInstance, sources: MetricsSources):
     reply.type(registry.contentType)
     return await registry.metrics()
   })
+  return observe
 }
 
 async function readCluster ({ db, guard }: MetricsSources): Promise<ClusterFigures> {

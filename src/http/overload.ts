@@ -64,12 +64,18 @@ export class OverloadGuard {
 
   /** True when a request should be refused now; counts the refusal. */
   refuse (): boolean {
+    const overloaded = this.overloaded()
+    if (overloaded) this.refused += 1
+    return overloaded
+  }
+
+  /** Whether requests are to be refused now (counts nothing). */
+  overloaded (): boolean {
+    if (!this.enabled) return false
     const maxDelay = this.options.maxEventLoopDelayMs
     const maxHeap = this.options.maxHeapUsedBytes
     const late = maxDelay > 0 && (this.lagMs > maxDelay || (this.due > 0 && performance.now() - this.due > maxDelay))
-    const heavy = maxHeap > 0 && this.heapUsed > maxHeap
-    if (late || heavy) this.refused += 1
-    return late || heavy
+    return late || (maxHeap > 0 && this.heapUsed > maxHeap)
   }
 
   private report (): void {

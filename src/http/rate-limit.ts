@@ -200,7 +200,13 @@ export class RequestLimiter {
   /** Counts `count` more requests for this client (a batch counts each of its lookups). */
   charge (request: FastifyRequest, count: number): HttpError | undefined {
     if (this.perMinute <= 0 || count <= 0) return undefined
-    const { current, ttl } = this.counter.hit(clientKey(request.ip), Date.now(), count)
+    return this.chargeClient(clientKey(request.ip), count)
+  }
+
+  /** `charge` for a client already keyed (clientKey) by the caller. */
+  chargeClient (key: string, count: number): HttpError | undefined {
+    if (this.perMinute <= 0 || count <= 0) return undefined
+    const { current, ttl } = this.counter.hit(key, Date.now(), count)
     if (current <= this.perMinute) return undefined
     const seconds = String(Math.max(1, Math.ceil(ttl / 1000)))
     return new HttpError(429, 'RATE_LIMITED', `Too many requests: at most ${this.perMinute} a minute; retry in ${seconds} s`, {
@@ -226,6 +232,11 @@ export class NotFoundLimiter {
     if (this.perMinute <= 0) return
     const { current, ttl } = this.counter.peek(clientKey(request.ip))
     if (current > this.perMinute) throw this.refusal(ttl)
+  }
+
+  /** Whether this client (already keyed by clientKey) is over its budget now; counts nothing. */
+  overBudget (key: string): boolean {
+    return this.perMinute > 0 && this.counter.peek(key).current > this.perMinute
   }
 
   /** Throws 429 once this client has had more than its share of 404s in the minute. */

@@ -1,15 +1,18 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply } from 'fastify'
 import { ErrorResponse, notFound } from '../http/errors.js'
+import { JSON_TYPE } from '../http/response-headers.js'
 import type { NotFoundLimiter } from '../http/rate-limit.js'
 import { NOT_FOUND } from './cache.js'
 import { TrackingResponse } from './schemas.js'
 import { parseSno } from './sno.js'
 import type { Lookup, TrackingService } from './service.js'
 
-const JSON_TYPE = 'application/json; charset=utf-8'
-
-/** GET /query?sno=N — where customers look up a parcel. */
+/**
+ * GET /query?sno=N — where customers look up a parcel. An answer this process holds is usually
+ * sent before the request gets here (src/tracking/hit-shortcut.ts); this route is the reference
+ * for what the answer is, and answers everything else.
+ */
 export const trackingRoutes: FastifyPluginAsyncTypebox<{ tracking: TrackingService, notFound: NotFoundLimiter }> = async (app, { tracking, notFound: notFoundLimiter }) => {
   const answer = (sno: number, reply: FastifyReply, body: Lookup): void => {
     if (body === null) {

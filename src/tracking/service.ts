@@ -48,6 +48,12 @@ export class TrackingService {
     return local
   }
 
+  /** The bytes of a found order's answer held in this process, if any (counts nothing). */
+  held (sno: number): Buffer | undefined {
+    const local = this.near?.get(sno)
+    return local === undefined || local === NOT_FOUND ? undefined : local
+  }
+
   async lookup (sno: number): Promise<Lookup> {
     const local = this.peek(sno)
     if (local !== undefined) return local === NOT_FOUND ? null : local
