@@ -237,7 +237,7 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   registerErrorHandling(app)
   await registerDocs(app, API_VERSION)
   const access = new Access({ adminToken: config.adminToken, ingestTokens: config.ingestTokens })
-  const observe = registerMetrics(app, { db: database.db, guard, tracking, access })
+  const durations = registerMetrics(app, { db: database.db, guard, tracking, access })
 
   await app.register(healthRoutes, { db: database.db, redis: guard })
   const feed = new ChangeFeed(config.db, app.log, config.live.pollMs)
@@ -254,7 +254,7 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   await app.register(pagesRoutes, { s3: config.s3, db: database.db, live: config.live })
   // At debug level every request is logged, so every one goes through the hooks.
   if (!['debug', 'trace'].includes(config.logLevel)) {
-    const parts = { tracking, limiter, notFound: notFoundLimiter, overloaded: () => overload.overloaded(), trust: trustProxyFunction(config.server.trustProxy), observe }
+    const parts = { tracking, limiter, notFound: notFoundLimiter, overloaded: () => overload.overloaded(), trust: trustProxyFunction(config.server.trustProxy), observe: durations.observer('/query', 'GET', 200) }
     app.addHook('onReady', async () => { shortcut.attach(parts) })
   }
   return app

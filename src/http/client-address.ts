@@ -17,5 +17,6 @@ export function trustProxyFunction (setting: string | number | boolean): TrustPr
 
 /** The client's address as Fastify's request.ip gives it: the nearest hop that is not trusted. */
 export function clientAddress (req: IncomingMessage, trust: TrustProxy | false): string {
-  return trust === false ? req.socket.remoteAddress ?? '' : proxyAddr(req, trust)
+  // Without X-Forwarded-For the peer is the client, trusted or not (as proxy-addr would find).
+  return trust === false || req.headers['x-forwarded-for'] === undefined ? req.socket.remoteAddress ?? '' : proxyAddr(req, trust)
 }

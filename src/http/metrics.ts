@@ -36,10 +36,7 @@ interface ClusterFigures {
  * last report from Redis (those processes leave them there). Per request, one series looked up
  * by key and counted (RequestDurations); everything else is read at scrape time.
  */
-/** Counts one answered request in the latency histogram (for answers sent without Fastify's hooks). */
-export type ObserveRequest = (route: string, method: string, status: number, seconds: number) => void
-
-export function registerMetrics (app: FastifyInstance, sources: MetricsSources): ObserveRequest {
+export function registerMetrics (app: FastifyInstance, sources: MetricsSources): RequestDurations {
   const registry = new Registry()
   registry.setDefaultLabels({ instance: process.env.NODE_APP_INSTANCE ?? String(process.pid) })
   collectDefaultMetrics({ register: registry, prefix: 'logistics_' })
@@ -47,9 +44,8 @@ export function registerMetrics (app: FastifyInstance, sources: MetricsSources):
   const requests = new RequestDurations('logistics_http_request_duration_seconds', 'HTTP requests by route, method and status, with their latency',
     [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5])
   registry.registerMetric(requests as never)
-  const observe: ObserveRequest = (route, method, status, seconds) => { requests.observe(route, method, status, seconds) }
   app.addHook('onResponse', (request: FastifyRequest, reply: FastifyReply, done: () => void) => {
-    observe(request.routeOptions.url ?? 'unmatched', request.method, reply.statusCode, reply.elapsedTime / 1000)
+    requests.observe(request.routeOptions.url ?? 'unmatched', request.method, reply.statusCode, reply.elapsedTime / 1000)
     done()
   })
 
@@ -96,7 +92,8 @@ export function registerMetrics (app: FastifyInstance, sources: MetricsSources):
     reply.type(registry.contentType)
     return await registry.metrics()
   })
-  return observe
+  // For answers sent without Fastify's hooks (src/tracking/hit-shortcut.ts).
+  return requests
 }
 
 async function readCluster ({ db, guard }: MetricsSources): Promise<ClusterFigures> {

@@ -22,12 +22,26 @@ export class RequestDurations {
   constructor (readonly name: string, readonly help: string, private readonly bounds: readonly number[]) {}
 
   observe (route: string, method: string, status: number, seconds: number): void {
+    this.add(this.seriesOf(route, method, status), seconds)
+  }
+
+  /** An observer of one route, method and status, for a caller that always answers the same. */
+  observer (route: string, method: string, status: number): (seconds: number) => void {
+    const series = this.seriesOf(route, method, status)
+    return (seconds) => { this.add(series, seconds) }
+  }
+
+  private seriesOf (route: string, method: string, status: number): Series {
     const key = `${route} ${method} ${status}`
     let series = this.series.get(key)
     if (series === undefined) {
       series = { labels: { route, method, status: String(status) }, counts: new Float64Array(this.bounds.length + 1), sum: 0, count: 0 }
       this.series.set(key, series)
     }
+    return series
+  }
+
+  private add (series: Series, seconds: number): void {
     let bucket = 0
     while (bucket < this.bounds.length && seconds > this.bounds[bucket]) bucket++
     series.counts[bucket]++
