@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http'
+import { createServer, type Server, type ServerOptions } from 'node:http'
 import { createRequire } from 'node:module'
 import type { Socket } from 'node:net'
 import type { Writable } from 'node:stream'
@@ -80,11 +80,15 @@ function clientErrorHandler (err: NodeJS.ErrnoException, socket: Socket): void {
  */
 export function serverOptions (config: Config, shortcut: QueryHitShortcut, logStream?: Writable): FastifyHttpOptions<Server> {
   return {
-    serverFactory: (handler, options) => {
+    // As Fastify's own getServerInstance, with these options after Fastify's defaults. (With a
+    // server factory, Fastify listens on one address only: HOST=localhost is its first address.)
+    serverFactory: (handler, factoryOptions) => {
+      const options = factoryOptions as { http?: ServerOptions, keepAliveTimeout: number, requestTimeout: number, connectionTimeout: number, maxRequestsPerSocket: number }
       const server = createServer(options.http ?? {}, (req, res) => { if (!shortcut.handle(req, res)) handler(req, res) })
-      server.keepAliveTimeout = config.server.keepAliveTimeoutMs
-      server.requestTimeout = config.server.requestTimeoutMs
-      server.setTimeout(config.server.requestTimeoutMs + 5000)
+      server.keepAliveTimeout = options.keepAliveTimeout
+      server.requestTimeout = options.requestTimeout
+      server.setTimeout(options.connectionTimeout)
+      if (options.maxRequestsPerSocket > 0) server.maxRequestsPerSocket = options.maxRequestsPerSocket
       return server
     },
     logger: logStream === undefined ? loggerOptions(config.logLevel, 'api') : { ...loggerOptions(config.logLevel, 'api'), transport: undefined, stream: logStream },

@@ -49,6 +49,11 @@ export class RequestDurations {
     series.count++
   }
 
+  /** Forgets every observation (the registry's resetMetrics). */
+  reset (): void {
+    this.series.clear()
+  }
+
   /** What the registry reads at scrape time. */
   async get (): Promise<{ name: string, help: string, type: string, values: Array<MetricValueWithName<string>>, aggregator: string }> {
     const values: Array<MetricValueWithName<string>> = []

@@ -6,18 +6,18 @@ import { insertKnownOrder } from '../helpers/orders.js'
 // A /query answered from the near cache is sent before Fastify sees the request
 // (src/tracking/hit-shortcut.ts). Only real HTTP goes through it (inject calls Fastify directly),
 // so every request here is a real one. The routes are the reference the shortcut must match.
-const { app, database } = await buildTestApp(t, 'hit_shortcut', {
+const { app, database, config } = await buildTestApp(t, 'hit_shortcut', {
   RATE_LIMIT_PER_MINUTE: '20',
   RATE_LIMIT_NOT_FOUND_PER_MINUTE: '2',
   TRUST_PROXY: '127.0.0.1'
 })
 await app.listen({ host: '127.0.0.1', port: 0 })
-const { port } = app.server.address() as { port: number }
 const order = await insertKnownOrder(database.db)
 
 interface Answer { status: number, rawHeaders: string[], body: Buffer }
 
-async function get (path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Answer> {
+async function get (path: string, headers: Record<string, string> = {}, method = 'GET', server = app): Promise<Answer> {
+  const { port } = server.server.address() as { port: number }
   return await new Promise((resolve, reject) => {
     const req = httpRequest({ host: '127.0.0.1', port, path, method, headers }, (res) => {
       const chunks: Buffer[] = []
@@ -54,13 +54,30 @@ async function freshMinute (): Promise<void> {
   if (left < 15_000) await new Promise((resolve) => setTimeout(resolve, left + 50))
 }
 
-// Hold the order's answer in this process: a miss fills Redis, a Redis hit fills the near cache.
-t.ok(await eventually(async () => {
-  await get(`/query?sno=${order.sno}`, nextClient())
-  return app.tracking.held(order.sno) !== undefined
-}, 10_000), 'the answer is held in the near cache')
+/**
+ * Holds the order's answer in the process: a miss fills Redis, a Redis hit fills the near cache
+ * (which empties itself whenever its invalidation channel misses a heartbeat, as on a busy machine).
+ */
+async function hold (server = app, sno = order.sno): Promise<boolean> {
+  return await eventually(async () => {
+    if (server.tracking.held(sno) !== undefined) return true
+    await get(`/query?sno=${sno}`, nextClient(), 'GET', server)
+    return false
+  }, 20_000)
+}
+t.ok(await hold(), 'the answer is held in the near cache')
+
+t.test('the server has the settings Fastify would give its own', async (t) => {
+  t.equal(app.server.keepAliveTimeout, config.server.keepAliveTimeoutMs)
+  t.equal(app.server.requestTimeout, config.server.requestTimeoutMs)
+  t.equal(app.server.timeout, config.server.requestTimeoutMs + 5000)
+  const oversized = await get(`/query?sno=${order.sno}`, { 'x-padding': 'a'.repeat(9 * 1024) })
+  t.equal(oversized.status, 400, 'headers past 8 KiB refused')
+  t.equal(JSON.parse(oversized.body.toString()).code, 'HEADERS_TOO_LARGE')
+})
 
 t.test('a held answer is sent by the shortcut exactly as the route sends it', async (t) => {
+  t.ok(await hold())
   const before = app.hitShortcut.answered
   const fast = await get(`/query?sno=${order.sno}`, nextClient())
   t.equal(app.hitShortcut.answered, before + 1, 'answered by the shortcut')
@@ -75,10 +92,13 @@ t.test('a held answer is sent by the shortcut exactly as the route sends it', as
 })
 
 t.test('the request id from nginx is kept when well formed', async (t) => {
+  t.ok(await hold())
+  const before = app.hitShortcut.answered
   const kept = await get(`/query?sno=${order.sno}`, { ...nextClient(), 'x-request-id': 'nginx-7f3a.1' })
   t.equal(header(kept, 'x-request-id'), 'nginx-7f3a.1')
   const replaced = await get(`/query?sno=${order.sno}`, { ...nextClient(), 'x-request-id': 'not valid!' })
   t.not(header(replaced, 'x-request-id'), 'not valid!')
+  t.equal(app.hitShortcut.answered, before + 2, 'both by the shortcut')
 })
 
 t.test('what the shortcut does not answer reaches the routes unchanged', async (t) => {
@@ -102,6 +122,7 @@ t.test('what the shortcut does not answer reaches the routes unchanged', async (
 
 t.test('the rate limit refuses the request after the limit, whichever path answers', async (t) => {
   await freshMinute()
+  t.ok(await hold())
   const client = nextClient()
   const before = app.hitShortcut.answered
   for (let i = 1; i <= 20; i++) {
@@ -118,6 +139,7 @@ t.test('the rate limit refuses the request after the limit, whichever path answe
 
 t.test('a request handed on after the shortcut counted it is not counted twice', async (t) => {
   await freshMinute()
+  t.ok(await hold())
   const client = nextClient()
   // Three unknown orders: the third is over the budget of 2 (3 requests counted).
   for (let i = 1; i <= 3; i++) await get(`/query?sno=${order.sno + 5000 + i}`, client)
@@ -137,7 +159,26 @@ t.test('its answers are in the request histogram', async (t) => {
     const line = text.split('\n').find((l) => l.startsWith('logistics_http_request_duration_seconds_count{') && l.includes('route="/query"') && l.includes('status="200"'))
     return Number(line?.split(' ').at(-1) ?? 0)
   }
-  const before = await count()
+  t.ok(await hold())
+  const [before, answered] = [await count(), app.hitShortcut.answered]
   for (let i = 0; i < 5; i++) await get(`/query?sno=${order.sno}`, nextClient())
+  t.equal(app.hitShortcut.answered, answered + 5, 'answered by the shortcut')
   t.equal(await count(), before + 5)
+})
+
+t.test('an overloaded process hands held answers on, and the route refuses them', async (t) => {
+  const shedding = await buildTestApp(t, 'hit_shortcut_overload', { MAX_EVENT_LOOP_DELAY_MS: '50' })
+  await shedding.app.listen({ host: '127.0.0.1', port: 0 })
+  const known = await insertKnownOrder(shedding.database.db)
+  t.ok(await hold(shedding.app, known.sno))
+  const before = shedding.app.hitShortcut.answered
+  // Block across a whole sampling interval (200 ms); the overdue sample runs right after.
+  const until = Date.now() + 600
+  while (Date.now() < until) { /* busy: a CPU-bound burst */ }
+  await new Promise((resolve) => setTimeout(resolve, 0))
+  const refused = await get(`/query?sno=${known.sno}`, nextClient(), 'GET', shedding.app)
+  t.equal(refused.status, 503)
+  t.equal(JSON.parse(refused.body.toString()).code, 'OVERLOADED')
+  t.equal(shedding.app.hitShortcut.answered, before, 'not by the shortcut')
+  t.ok(await eventually(async () => (await get(`/query?sno=${known.sno}`, nextClient(), 'GET', shedding.app)).status === 200, 10_000), 'served again once calm')
 })

@@ -1,0 +1,40 @@
+import { createServer, request as httpRequest } from 'node:http'
+import Fastify from 'fastify'
+import t from 'tap'
+import { clientAddress, trustProxyFunction } from '../../src/http/client-address.js'
+
+// The hit shortcut reads the client address before Fastify sees the request (for the rate
+// limit); it must be the address Fastify's request.ip gives the routes, for every TRUST_PROXY
+// form the configuration accepts. Both read the same real requests here.
+const settings: Array<string | number | false> = [false, 1, 2, '127.0.0.1,::1', '127.0.0.1', '10.0.0.0/8,127.0.0.1', '192.0.2.1']
+const forwarded = [undefined, '', '203.0.113.9', '198.51.100.1, 203.0.113.9', '10.1.2.3, 203.0.113.9', '203.0.113.9, 10.1.2.3', 'not-an-address', '203.0.113.9,,10.9.9.9']
+
+for (const setting of settings) {
+  t.test(`TRUST_PROXY=${String(setting)}`, async (t) => {
+    const trust = trustProxyFunction(setting)
+    let seen = ''
+    const app = Fastify({
+      trustProxy: trust === false ? false : trust,
+      serverFactory: (handler) => createServer((req, res) => {
+        seen = clientAddress(req, trust)
+        handler(req, res)
+      })
+    })
+    app.get('/', async (request) => ({ ip: request.ip }))
+    t.teardown(async () => await app.close())
+    await app.listen({ host: '127.0.0.1', port: 0 })
+    const { port } = app.server.address() as { port: number }
+    for (const header of forwarded) {
+      const body = await new Promise<string>((resolve, reject) => {
+        const req = httpRequest({ host: '127.0.0.1', port, path: '/', headers: header === undefined ? {} : { 'x-forwarded-for': header } }, (res) => {
+          let text = ''
+          res.on('data', (chunk: Buffer) => { text += chunk.toString() })
+          res.on('end', () => resolve(text))
+        })
+        req.on('error', reject)
+        req.end()
+      })
+      t.equal(seen, (JSON.parse(body) as { ip: string }).ip, `X-Forwarded-For: ${String(header)}`)
+    }
+  })
+}
