@@ -308,7 +308,7 @@ function readAmqp (read: Reader): AmqpConfig {
   const url = read.url('AMQP_URL', 'amqp://guest:guest@127.0.0.1:5672', ['amqp:', 'amqps:'])
   const queue = read.string('AMQP_QUEUE', 'tracking.events')
   if (!/^[A-Za-z0-9_.:-]{1,200}$/.test(queue)) read.problems.push(`AMQP_QUEUE must be 1 to 200 letters, digits or _ . : - (got "${queue}")`)
-  const prefetch = read.int('AMQP_PREFETCH', 300, 1, 5000)
+  const prefetch = read.int('AMQP_PREFETCH', 500, 1, 5000)
   const batchMax = read.int('AMQP_BATCH_MAX', Math.min(200, prefetch), 1, 500)
   if (batchMax > prefetch) read.problems.push(`AMQP_BATCH_MAX (${batchMax}) must not exceed AMQP_PREFETCH (${prefetch}): a batch could never fill`)
   const eventsToOmit = (read.raw('EVENTS_TO_OMIT') ?? '').split(',').map((type) => type.trim()).filter((type) => type !== '')

@@ -33,6 +33,8 @@ interface Item {
 }
 
 const MAX_ATTEMPT_KEYS = 100_000
+/** Batches written at once: the next one is written while the one before commits. */
+const BATCHES_IN_FLIGHT = 2
 const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
 
 /**
@@ -113,22 +115,53 @@ export class IngestConsumer {
     if (this.buffer.length === 0) this.firstWaiting = undefined
   }
 
-  /** One batch at a time, in delivery order, so a multiple-ack never covers an unsettled message. */
+  /**
+   * Up to BATCHES_IN_FLIGHT batches at once, so that the next batch is decoded and written while
+   * the one before commits (the status rule does not depend on the order events are written in).
+   * Acknowledgements still go out in delivery order: a batch is acknowledged only after the one
+   * before it, so a multiple-ack never covers an unsettled message. A batch with vehicle
+   * messages runs alone, so that loads keep their place between the events around them.
+   */
   private async pump (): Promise<void> {
+    const inFlight = new Set<Promise<boolean>>()
+    let previous: Promise<boolean> = Promise.resolve(true)
     while (!this.stopping) {
       await this.nextBatchReady()
       if (this.stopping) break
       const batch = this.buffer.splice(0, this.config.batchMax)
       this.firstWaiting = this.buffer.length > 0 ? Date.now() : undefined
       if (batch.length === 0) continue
-      try {
-        await this.processBatch(batch)
-      } catch (err) {
-        // The link failed under the batch (dead letter not confirmed, channel gone): nothing of it
-        // is acknowledged; the broker redelivers it and what was written comes back as duplicates.
-        this.logger.warn({ err, messages: batch.length }, 'batch not acknowledged; it will be redelivered')
-        for (const session of new Set(batch.map((d) => d.session))) this.link.reset(session)
-      }
+      const items = this.decode(batch)
+      const alone = items.some((item) => item.vehicle !== undefined)
+      if (alone) await Promise.all(inFlight)
+      const run = this.runBatch(batch, items, previous)
+      previous = run
+      inFlight.add(run)
+      run.then(() => inFlight.delete(run), () => inFlight.delete(run))
+      if (alone) await run
+      else if (inFlight.size >= BATCHES_IN_FLIGHT) await Promise.race(inFlight)
+    }
+    await Promise.all(inFlight)
+  }
+
+  /**
+   * Settles a batch, then acknowledges it once the batch before has been. Resolves whether every
+   * message up to this batch's last was acknowledged (a later batch may then use a multiple-ack);
+   * never rejects.
+   */
+  private async runBatch (batch: Delivery[], items: Item[], previous: Promise<boolean>): Promise<boolean> {
+    try {
+      await this.settle(items)
+      return this.acknowledge(items, await previous)
+    } catch (err) {
+      // The link failed under the batch (dead letter not confirmed, channel gone): nothing of it
+      // is acknowledged; the broker redelivers it and what was written comes back as duplicates.
+      // A later batch on the same session cannot acknowledge over it: the session is closed.
+      this.logger.warn({ err, messages: batch.length }, 'batch not acknowledged; it will be redelivered')
+      for (const session of new Set(batch.map((d) => d.session))) this.link.reset(session)
+      // Its sessions are closed: nothing later on them can be acknowledged over it.
+      await previous
+      return true
     }
   }
 
@@ -146,14 +179,18 @@ export class IngestConsumer {
     }
   }
 
-  private async processBatch (batch: Delivery[]): Promise<void> {
-    const items: Item[] = batch.map((delivery) => {
+  private decode (batch: Delivery[]): Item[] {
+    return batch.map((delivery) => {
       const decoded = decodeMessage(delivery.message.content, this.omit)
       if (decoded.kind === 'event') return { delivery, event: decoded.event }
       if (decoded.kind === 'vehicle') return { delivery, vehicle: decoded.body }
       if (decoded.kind === 'omit') return { delivery, outcome: { kind: 'omitted' } }
       return { delivery, outcome: { kind: 'dead', code: decoded.code, reason: decoded.reason } }
     })
+  }
+
+  /** Writes the batch's events, applies its loads, and sends its dead letters (confirmed). */
+  private async settle (items: Item[]): Promise<void> {
     const writes = items.filter((item) => item.event !== undefined)
     if (writes.length > 0) {
       await this.write(writes)
@@ -166,9 +203,17 @@ export class IngestConsumer {
       const outcome = item.outcome as { code: string, reason: string }
       await this.link.deadLetter(item.delivery, outcome.reason)
     }))
-    // Everything confirmed: acknowledge. One multiple-ack when the whole batch is settled.
+  }
+
+  /**
+   * Everything confirmed: acknowledge. One multiple-ack when the whole batch is settled and so is
+   * everything before it (a message left unsettled while stopping must return to the queue).
+   * Returns whether everything up to this batch is acknowledged.
+   */
+  private acknowledge (items: Item[], previousClean: boolean): boolean {
     const settled = items.filter((item) => item.outcome?.kind !== 'unsettled')
-    if (settled.length === items.length) this.link.ack(items[items.length - 1].delivery, true)
+    const clean = previousClean && settled.length === items.length
+    if (clean) this.link.ack(items[items.length - 1].delivery, true)
     else for (const item of settled) this.link.ack(item.delivery, false)
     for (const item of settled) {
       const outcome = item.outcome as Outcome
@@ -178,6 +223,7 @@ export class IngestConsumer {
       else if (outcome.kind === 'dead') this.counters.deadLetter(outcome.code)
       if (item.event !== undefined) this.attempts.delete(attemptKey(item.event))
     }
+    return clean
   }
 
   /** Writes the items' events in one transaction; sets each item's outcome. */
