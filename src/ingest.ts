@@ -15,8 +15,9 @@ async function main (): Promise<void> {
   loadEnvFile()
   const config = loadConfig()
   const logger = createLogger(config.logLevel, 'ingest')
-  // One batch at a time: a small pool; a batch waits for a connection rather than failing fast.
-  const database = createDatabase({ ...config.db, poolSize: 2, acquireTimeoutMs: 5000 })
+  // Two batches are written at once (src/ingest/consumer.ts): a small pool with one connection
+  // to spare; a batch waits for a connection rather than failing fast.
+  const database = createDatabase({ ...config.db, poolSize: 3, acquireTimeoutMs: 5000 })
   const redis = createRedis(config.redis, logger, 'ingest')
   const guard = new RedisGuard(redis, logger)
   const cache = new TrackingCache(guard, logger, {

@@ -85,7 +85,7 @@ export class IngestConsumer {
   }
 
   /**
-   * Graceful stop: no new deliveries, the batch under way is finished and acknowledged, the
+   * Graceful stop: no new deliveries, the batches under way are finished and acknowledged, the
    * deliveries not started go back to the queue when the channel closes.
    */
   async stop (): Promise<void> {
@@ -156,7 +156,8 @@ export class IngestConsumer {
     } catch (err) {
       // The link failed under the batch (dead letter not confirmed, channel gone): nothing of it
       // is acknowledged; the broker redelivers it and what was written comes back as duplicates.
-      // A later batch on the same session cannot acknowledge over it: the session is closed.
+      // A later batch on the same session cannot acknowledge over it: reset() closes the session
+      // (Session.live false) before this resolves.
       this.logger.warn({ err, messages: batch.length }, 'batch not acknowledged; it will be redelivered')
       for (const session of new Set(batch.map((d) => d.session))) this.link.reset(session)
       // Its sessions are closed: nothing later on them can be acknowledged over it.

@@ -28,12 +28,15 @@ t.test('a batch committed first is acknowledged after the batch ahead of it', as
   }))
   await publish(ctx.queue, events)
   await consumer.start()
-  t.ok(await until(() => secondCommitted, 60_000), 'the second batch committed while the first was held')
-  const meanwhile = (await stored(ctx.db, 'pipe')).count
-  t.ok(meanwhile > 0 && meanwhile < events.length, `part stored (${meanwhile})`)
-  t.equal(consumer.counters.stored, 0, 'and nothing acknowledged: the second batch waits for the first')
-  t.equal(calls, 2, 'no third batch while two are in flight')
-  release()
+  try {
+    t.ok(await until(() => secondCommitted, 60_000), 'the second batch committed while the first was held')
+    const meanwhile = (await stored(ctx.db, 'pipe')).count
+    t.ok(meanwhile > 0 && meanwhile < events.length, `part stored (${meanwhile})`)
+    t.equal(consumer.counters.stored, 0, 'and nothing acknowledged: the second batch waits for the first')
+    t.equal(calls, 2, 'no third batch while two are in flight')
+  } finally {
+    release()
+  }
   t.ok(await until(() => consumer.counters.stored === events.length, 60_000), 'all acknowledged once the first committed')
   const s = await stored(ctx.db, 'pipe')
   t.equal(s.count, events.length)
