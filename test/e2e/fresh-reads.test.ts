@@ -27,8 +27,11 @@ async function startApi (): Promise<{ port: number, child: ChildProcess }> {
   const child = spawn(process.execPath, ['dist/server.js'], {
     cwd: root,
     env: { ...process.env, NODE_ENV: 'test', LOG_LEVEL: 'warn', PORT: String(port), DATABASE_URL: config.db.url, REDIS_URL: config.redis.url, REDIS_KEY_PREFIX: config.redis.keyPrefix, RATE_LIMIT_PER_MINUTE: '0', RATE_LIMIT_NOT_FOUND_PER_MINUTE: '0' },
-    stdio: ['ignore', 'inherit', 'inherit']
+    // Piped, not inherited: a process left behind by a killed test must not hold the run's output open.
+    stdio: ['ignore', 'pipe', 'pipe']
   })
+  child.stdout?.pipe(process.stdout)
+  child.stderr?.pipe(process.stderr)
   t.teardown(() => { child.kill('SIGKILL') })
   return { port, child }
 }

@@ -43,8 +43,10 @@ async function startSubscriber (): Promise<ChildProcess> {
       REDIS_URL: config.redis.url,
       REDIS_KEY_PREFIX: config.redis.keyPrefix
     },
-    stdio: ['ignore', 'pipe', 'inherit']
+    // Piped, not inherited: a process left behind by a killed test must not hold the run's output open.
+    stdio: ['ignore', 'pipe', 'pipe']
   })
+  child.stderr?.pipe(process.stderr)
   t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
   await new Promise<void>((resolve, reject) => {
     let text = ''

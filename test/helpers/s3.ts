@@ -63,8 +63,11 @@ export class TestS3 {
         LOG_LEVEL: 'warn',
         NODE_ENV: 'test'
       },
-      stdio: ['ignore', 'ignore', 'inherit']
+      // Piped, not inherited: a store left behind by a test killed on its timeout must not hold
+      // the test run's output open (the run would never end).
+      stdio: ['ignore', 'ignore', 'pipe']
     })
+    this.child.stderr?.pipe(process.stderr)
     const deadline = Date.now() + 15_000
     while (!await answers(this.port)) {
       if (Date.now() > deadline || this.child.exitCode !== null) throw new Error('the local S3 store did not start')
