@@ -52,7 +52,7 @@ async function call (port: number, method: string, path: string, body?: unknown)
     req.end(payload)
   })
 }
-t.ok(await eventually(async () => (await call(a.port, 'GET', '/health').catch(() => ({ status: 0 }))).status === 200 && (await call(b.port, 'GET', '/health').catch(() => ({ status: 0 }))).status === 200, 20_000), 'both processes up')
+t.ok(await eventually(async () => (await call(a.port, 'GET', '/health').catch(() => ({ status: 0 }))).status === 200 && (await call(b.port, 'GET', '/health').catch(() => ({ status: 0 }))).status === 200, 90_000), 'both processes up')
 
 t.test('30 s of writes: the writing process is never stale, the other catches up within its near cache\'s invalidation', async (t) => {
   // Every parcel is read from both processes first, so that both hold it in their near caches.
