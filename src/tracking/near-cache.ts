@@ -37,6 +37,8 @@ export class NearCache {
   private readonly sub: Redis
   private enabled = false
   private heartbeat: NodeJS.Timeout | undefined
+  /** Tracking could not be turned on over the connection now open: the next heartbeat reconnects to try again. */
+  private trackingFailed = false
 
   constructor (private readonly options: NearCacheOptions, private readonly logger: Logger) {
     this.sub = new Redis(options.url, {
@@ -50,7 +52,7 @@ export class NearCache {
       connectionName: 'near-cache'
     })
     this.sub.on('error', () => {})
-    this.sub.on('ready', () => { this.track().catch((err: unknown) => this.disable(`tracking could not start: ${(err as Error).message}`)) })
+    this.sub.on('ready', () => { this.track().catch((err: unknown) => { this.trackingNotStarted(err as Error) }) })
     this.sub.on('close', () => this.disable('invalidation channel closed'))
     this.sub.on('messageBuffer', (_channel: Buffer, keys: Buffer[] | null) => this.onInvalidate(keys))
     this.heartbeat = setInterval(() => { this.beat() }, options.heartbeatMs ?? 1000)
@@ -129,7 +131,18 @@ export class NearCache {
     // Nothing read before tracking (re)started may be kept: reads under way lose their stamp.
     this.forgetAll()
     this.enabled = true
+    this.trackingFailed = false
     this.logger.info('near cache on: invalidations tracked by Redis')
+  }
+
+  /**
+   * A slow reply while starting (a busy machine: the commands time out at 500 ms) or a refusal:
+   * without a retry, the copy would stay off for as long as this connection lasts.
+   */
+  private trackingNotStarted (err: Error): void {
+    if (!this.trackingFailed) this.logger.warn({ reason: err.message }, 'near cache off: Redis invalidation tracking could not start; retrying every heartbeat')
+    this.trackingFailed = true
+    this.disable('tracking could not start')
   }
 
   private disable (reason: string): void {
@@ -149,6 +162,11 @@ export class NearCache {
 
   private beat (): void {
     if (this.sub.status !== 'ready') return
+    if (this.trackingFailed) {
+      // A new connection starts tracking afresh (its 'ready' runs track again).
+      this.sub.disconnect(true)
+      return
+    }
     this.sub.ping().catch(() => {
       // A silent server could be holding back invalidations: stop trusting the copy, reconnect.
       this.disable('heartbeat failed')

@@ -1,5 +1,7 @@
 import t from 'tap'
+import { Redis } from 'ioredis'
 import { buildApp } from '../../src/app.js'
+import { NearCache } from '../../src/tracking/near-cache.js'
 import { testConfig } from '../helpers/config.js'
 import { freshDatabase } from '../helpers/database.js'
 import { clearKeys, PrivateRedis } from '../helpers/redis.js'
@@ -79,4 +81,22 @@ t.test('if the invalidation channel goes quiet, the near cache switches itself o
     await nameOn(b, order.sno)
     return b.tracking.nearActive()
   }, 10_000), 'and turns it back on once Redis answers')
+})
+
+t.test('tracking that cannot start is tried again until it does, not left off for good', async (t) => {
+  // A user that may do everything but turn tracking on: the first start fails as a slow reply would.
+  const admin = new Redis(server.url)
+  t.teardown(async () => { await admin.acl('DELUSER', 'near-cache-test'); admin.disconnect() })
+  await admin.acl('SETUSER', 'near-cache-test', 'on', '>near-cache-secret', '~*', '&*', '+@all', '-client|tracking')
+  const warnings: string[] = []
+  const logger = { info () {}, debug () {}, error () {}, warn (_o: unknown, message: string) { warnings.push(message) } }
+  const near = new NearCache({ url: `redis://near-cache-test:near-cache-secret@127.0.0.1:${server.port}/0`, prefix: 'near-test:', maxEntries: 10, ttlMs: 60_000, heartbeatMs: 50 }, logger as never)
+  t.teardown(async () => { await near.close() })
+  t.ok(await eventually(async () => warnings.length > 0, 10_000), 'the failure is logged')
+  t.notOk(near.active, 'the copy is off meanwhile')
+  t.equal(near.begin(1), -1, 'and nothing read now is kept')
+  await admin.acl('SETUSER', 'near-cache-test', '+client|tracking')
+  t.ok(await eventually(async () => near.active, 10_000), 'it comes on once tracking can start')
+  t.equal(warnings.length, 1, 'the failure is logged once, not at every retry')
+  t.ok((await admin.client('LIST') as string).split('\n').some((line) => line.includes('name=near-cache') && /flags=\S*t/.test(line)), 'Redis tracks the new connection')
 })
