@@ -100,3 +100,22 @@ t.test('tracking that cannot start is tried again until it does, not left off fo
   t.equal(warnings.length, 1, 'the failure is logged once, not at every retry')
   t.ok((await admin.client('LIST') as string).split('\n').some((line) => line.includes('name=near-cache') && /flags=\S*t/.test(line)), 'Redis tracks the new connection')
 })
+
+t.test('copies made together do not all expire together', async (t) => {
+  const near = new NearCache({ url: server.url, prefix: 'near-spread:', maxEntries: 1000, ttlMs: 60_000, heartbeatMs: 1000 }, { info () {}, warn () {}, debug () {}, error () {} } as never)
+  t.teardown(async () => { await near.close() })
+  t.ok(await eventually(async () => near.active, 10_000), 'tracking is on')
+  const realNow = Date.now
+  t.teardown(() => { Date.now = realNow })
+  const start = realNow()
+  Date.now = () => start
+  for (let sno = 1; sno <= 200; sno++) near.offer(sno, near.begin(sno), `{"sno":"${sno}"}`)
+  const held = (): number => Array.from({ length: 200 }, (_, i) => near.get(i + 1)).filter((body) => body !== undefined).length
+  Date.now = () => start + 47_000
+  t.equal(held(), 200, 'none goes before 80 % of the TTL')
+  Date.now = () => start + 54_000
+  const midway = held()
+  t.ok(midway > 0 && midway < 200, `at 90 % of the TTL some are gone and some are kept (${midway} of 200 kept)`)
+  Date.now = () => start + 60_001
+  t.equal(held(), 0, 'all are gone after the TTL')
+})
