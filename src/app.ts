@@ -12,7 +12,7 @@ import { badRequest, registerErrorHandling, unavailable } from './http/errors.js
 import { healthRoutes } from './http/health.js'
 import { OverloadGuard } from './http/overload.js'
 import { requestIdOf, SECURITY_HEADERS } from './http/response-headers.js'
-import { trustProxyFunction } from './http/client-address.js'
+import { trustProxyFunction, type TrustProxy } from './http/client-address.js'
 import { CHARGED, QueryHitShortcut, type ChargedRequest } from './tracking/hit-shortcut.js'
 import { registerDocs } from './http/docs.js'
 import { registerMetrics } from './http/metrics.js'
@@ -78,7 +78,7 @@ function clientErrorHandler (err: NodeJS.ErrnoException, socket: Socket): void {
  * makes) so that a /query answered from this process's near cache can be sent before Fastify
  * sees the request (src/tracking/hit-shortcut.ts).
  */
-export function serverOptions (config: Config, shortcut: QueryHitShortcut, logStream?: Writable): FastifyHttpOptions<Server> {
+export function serverOptions (config: Config, shortcut: QueryHitShortcut, trust: TrustProxy | false, logStream?: Writable): FastifyHttpOptions<Server> {
   return {
     // As Fastify's own getServerInstance, with these options after Fastify's defaults. (With a
     // server factory, Fastify listens on one address only: HOST=localhost is its first address.)
@@ -97,7 +97,7 @@ export function serverOptions (config: Config, shortcut: QueryHitShortcut, logSt
     // nginx sends X-Request-Id; a well-formed one is kept so that both logs share it.
     requestIdHeader: false,
     genReqId: requestIdOf,
-    trustProxy: trustProxyFunction(config.server.trustProxy),
+    trustProxy: trust,
     childLoggerFactory: (logger, bindings, options) => new LazyChildLogger(logger as never, bindings, options as Record<string, unknown>) as never,
     // Longer than nginx's upstream keepalive_timeout (60 s), so that nginx always closes first;
     // the request timeout is shorter than nginx's proxy_read_timeout (35 s), so the API answers first.
@@ -144,7 +144,9 @@ export interface AppOptions {
  */
 export async function buildApp (config: Config, options: AppOptions = {}): Promise<FastifyInstance> {
   const shortcut = new QueryHitShortcut()
-  const app = Fastify(serverOptions(config, shortcut, options.logStream)).withTypeProvider<TypeBoxTypeProvider>()
+  // One TRUST_PROXY function for Fastify's request.ip and for the shortcut, so that both agree.
+  const trust = trustProxyFunction(config.server.trustProxy)
+  const app = Fastify(serverOptions(config, shortcut, trust, options.logStream)).withTypeProvider<TypeBoxTypeProvider>()
   app.decorate('hitShortcut', shortcut)
 
   const database = createDatabase(config.db)
@@ -258,7 +260,7 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   await app.register(pagesRoutes, { s3: config.s3, db: database.db, live: config.live })
   // At debug level every request is logged, so every one goes through the hooks.
   if (!['debug', 'trace'].includes(config.logLevel)) {
-    const parts = { tracking, limiter, notFound: notFoundLimiter, overloaded: () => overload.overloaded(), trust: trustProxyFunction(config.server.trustProxy), observe: durations.observer('/query', 'GET', 200) }
+    const parts = { tracking, limiter, notFound: notFoundLimiter, overloaded: () => overload.overloaded(), trust, observe: durations.observer('/query', 'GET', 200) }
     app.addHook('onReady', async () => { shortcut.attach(parts) })
   }
   return app
