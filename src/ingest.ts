@@ -37,15 +37,8 @@ async function main (): Promise<void> {
     loadParcels: async (body) => await loadParcels(database.db, body, { hubExists: async (id) => await hubs.has(id) })
   }, logger)
   // The consumer's counters, for the API's /metrics (a hash of its own, listed in a set).
-  const metricsKey = `metrics:ingest:${hostname()}:${process.pid}`
   const publishCounters = setInterval(() => {
-    const snapshot = consumer.counters.snapshot() as Record<string, number | Record<string, number>>
-    const flat: Record<string, number> = {}
-    for (const [name, value] of Object.entries(snapshot)) {
-      if (typeof value === 'number') flat[name] = value
-      else for (const [code, n] of Object.entries(value)) flat[`dead_lettered_${code}`] = n
-    }
-    redis.multi().hset(metricsKey, flat).expire(metricsKey, 120).sadd('metrics:ingest', metricsKey).exec().catch(() => {})
+    consumer.counters.publish(redis, `${hostname()}:${process.pid}`).catch(() => {})
   }, 5000).unref()
 
   closeWithGrace({ delay: config.server.shutdownTimeoutMs }, async ({ signal, err }) => {

@@ -6,6 +6,7 @@ import type { Access } from './auth.js'
 import type { Db } from '../infra/db.js'
 import type { RedisGuard } from '../infra/redis.js'
 import type { TrackingService } from '../tracking/service.js'
+import { INGEST_METRICS_SET } from '../ingest/counters.js'
 
 export interface MetricsSources {
   db: Db
@@ -110,10 +111,10 @@ async function readCluster ({ db, guard }: MetricsSources): Promise<ClusterFigur
   await guard.attempt(async (redis) => {
     // Each consumer process keeps its counters in a hash of its own (expiring when it stops
     // reporting) and lists that hash in a set.
-    const members = await redis.smembers(`${PROCESS_METRICS_PREFIX}ingest`)
+    const members = await redis.smembers(INGEST_METRICS_SET)
     for (const key of members) {
       const counts = await redis.hgetall(key)
-      if (Object.keys(counts).length === 0) await redis.srem(`${PROCESS_METRICS_PREFIX}ingest`, key)
+      if (Object.keys(counts).length === 0) await redis.srem(INGEST_METRICS_SET, key)
       for (const [name, value] of Object.entries(counts)) figures.processes.set(name, (figures.processes.get(name) ?? 0) + Number(value))
     }
     const last = await redis.get(`${PROCESS_METRICS_PREFIX}report:last`)

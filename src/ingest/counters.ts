@@ -1,3 +1,8 @@
+import type { RedisClient } from '../infra/redis.js'
+
+/** The set listing every consumer process's counters hash (read by the API's /metrics). */
+export const INGEST_METRICS_SET = 'metrics:ingest'
+
 /** What the consumer has done since it started; logged as one summary line now and then. */
 export class IngestCounters {
   received = 0
@@ -33,5 +38,23 @@ export class IngestCounters {
       databaseWaits: this.databaseWaits,
       reconnects: this.reconnects
     }
+  }
+
+  /**
+   * Writes the counters where the API's /metrics reads them: a hash of this process's own that
+   * expires when it stops reporting, listed in INGEST_METRICS_SET. Two calls, not one MULTI: on a
+   * Redis Cluster the hash and the set live in different slots, and a MULTI across them fails.
+   */
+  async publish (redis: RedisClient, processName: string): Promise<void> {
+    const key = `${INGEST_METRICS_SET}:${processName}`
+    const flat: Record<string, number> = {}
+    for (const [name, value] of Object.entries(this.snapshot())) {
+      if (typeof value === 'number') flat[name] = value
+    }
+    for (const [code, n] of this.deadLettered) flat[`dead_lettered_${code}`] = n
+    await Promise.all([
+      redis.multi().hset(key, flat).expire(key, 120).exec(),
+      redis.sadd(INGEST_METRICS_SET, key)
+    ])
   }
 }

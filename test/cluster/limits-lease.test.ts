@@ -6,13 +6,14 @@ import { createLogger } from '../../src/logger.js'
 import { acquireLease } from '../../src/reports/lock.js'
 import { SharedCounter } from '../../src/http/rate-limit.js'
 import { keySlot } from '../../src/infra/redis-cluster.js'
+import { IngestCounters, INGEST_METRICS_SET } from '../../src/ingest/counters.js'
 import { testConfig } from '../helpers/config.js'
 import { freshDatabase } from '../helpers/database.js'
 import { RedisCluster } from '../helpers/redis-cluster.js'
 import { insertKnownOrder } from '../helpers/orders.js'
 import { eventually } from '../helpers/app.js'
 
-/** Rate limits across two API instances and the report lease, on a real 3-master Redis Cluster. */
+/** Rate limits across two API instances, the report lease and the consumer's counters, on a real 3-master Redis Cluster. */
 
 const cluster = await RedisCluster.start(t)
 const logger = createLogger('silent')
@@ -126,4 +127,29 @@ t.test('the report lease on the cluster: one of two racing runners, renewal, rel
   t.ok(held !== null)
   await b.set(`${key}:taken`, 'someone-else', 'PX', 5000)
   await t.rejects(held?.assertHeld() ?? Promise.resolve(), { code: 'LEASE_LOST' }, 'a renewal that finds another token marks the lease lost')
+})
+
+t.test('a queue consumer\'s counters reach /metrics through the cluster', async (t) => {
+  const config = testConfig('cluster_ingest_metrics', { REDIS_CLUSTER_NODES: cluster.nodes })
+  await freshDatabase(t, config)
+  const app = await buildApp(config)
+  t.teardown(async () => await app.close())
+  await app.ready()
+  const redis = createRedis(config.redis, logger, 'ingest-test')
+  t.teardown(() => redis.disconnect())
+  t.ok(await eventually(async () => redis.status === 'ready', 10_000), 'the consumer\'s client is connected')
+  const counters = new IngestCounters()
+  counters.received = 10
+  counters.stored = 8
+  counters.deadLetter('EVENT_INVALID')
+  const processName = 'cluster-test-1'
+  t.not(keySlot(`${config.redis.keyPrefix}${INGEST_METRICS_SET}`), keySlot(`${config.redis.keyPrefix}${INGEST_METRICS_SET}:${processName}`), 'the set and the hash live in different slots')
+  await t.resolves(counters.publish(redis, processName), 'published without a cross-slot error')
+  const intake = async (counter: string): Promise<number | undefined> => {
+    const line = (await app.inject('/metrics')).body.split('\n').find((l) => l.startsWith('logistics_queue_intake_total{') && l.includes(`counter="${counter}"`))
+    return line === undefined ? undefined : Number(line.split(' ').at(-1))
+  }
+  t.ok(await eventually(async () => await intake('stored') === 8, 15_000), 'stored')
+  t.equal(await intake('received'), 10, 'received')
+  t.equal(await intake('dead_lettered_EVENT_INVALID'), 1, 'set aside, by reason')
 })
