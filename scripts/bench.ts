@@ -117,7 +117,6 @@ async function comSelect (db: Db): Promise<number> {
   return Number(rows[0]?.Value ?? 0)
 }
 
-/** Requests `first`, `first + 1`, … `first + count - 1` with `concurrency` in flight: warms a cache. Returns the bodies. */
 /** The API's answers so far by where they came from (near, redis, database), from its /metrics. */
 async function answerSources (base: string): Promise<Record<string, number>> {
   const text = await (await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })).text()
@@ -126,6 +125,7 @@ async function answerSources (base: string): Promise<Record<string, number>> {
   return sources
 }
 
+/** Requests `first`, `first + 1`, … `first + count - 1` with `concurrency` in flight: warms a cache. Returns the bodies. */
 async function warm (base: string, first: number, count: number, concurrency = 8): Promise<string[]> {
   let next = first
   const bodies: string[] = []

@@ -37,8 +37,9 @@ async function main (): Promise<void> {
     loadParcels: async (body) => await loadParcels(database.db, body, { hubExists: async (id) => await hubs.has(id) })
   }, logger)
   // The consumer's counters, for the API's /metrics (a hash of its own, listed in a set).
+  const processName = `${hostname()}:${process.pid}`
   const publishCounters = setInterval(() => {
-    consumer.counters.publish(redis, `${hostname()}:${process.pid}`).catch(() => {})
+    consumer.counters.publish(redis, processName).catch(() => {})
   }, 5000).unref()
 
   closeWithGrace({ delay: config.server.shutdownTimeoutMs }, async ({ signal, err }) => {

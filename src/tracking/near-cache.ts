@@ -25,7 +25,7 @@ const CHANNEL = '__redis__:invalidate'
 /**
  * Each copy lives between 80 % and 100 % of its TTL. Copies made together (the hot set, read
  * again right after a start) would otherwise all expire together, again every TTL: a burst of
- * Redis reads through the full route that held every other request up (the hit load's p99).
+ * Redis reads through the full route that held every other request up.
  */
 const TTL_SPREAD = 0.2
 
