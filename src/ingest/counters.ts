@@ -44,6 +44,9 @@ export class IngestCounters {
    * Writes the counters where the API's /metrics reads them: a hash of this process's own that
    * expires when it stops reporting, listed in INGEST_METRICS_SET. Two calls, not one MULTI: on a
    * Redis Cluster the hash and the set live in different slots, and a MULTI across them fails.
+   * One after the other, not at once: the cluster client opens a master's connection on its first
+   * command and refuses a second one to that master while it is still connecting ("Connection is
+   * closed"), which a fresh consumer's first report hit whenever both keys were on one master.
    */
   async publish (redis: RedisClient, processName: string): Promise<void> {
     const key = `${INGEST_METRICS_SET}:${processName}`
@@ -52,9 +55,7 @@ export class IngestCounters {
       if (typeof value === 'number') flat[name] = value
     }
     for (const [code, n] of this.deadLettered) flat[`dead_lettered_${code}`] = n
-    await Promise.all([
-      redis.multi().hset(key, flat).expire(key, 120).exec(),
-      redis.sadd(INGEST_METRICS_SET, key)
-    ])
+    await redis.multi().hset(key, flat).expire(key, 120).exec()
+    await redis.sadd(INGEST_METRICS_SET, key)
   }
 }
