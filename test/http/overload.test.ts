@@ -1,5 +1,5 @@
 import t from 'tap'
-import { buildTestApp } from '../helpers/app.js'
+import { buildTestApp, eventually } from '../helpers/app.js'
 
 const { app } = await buildTestApp(t, 'http_overload', { MAX_EVENT_LOOP_DELAY_MS: '50' })
 
@@ -9,7 +9,10 @@ function blockEventLoop (ms: number): void {
 }
 
 t.test('an event loop lagging past MAX_EVENT_LOOP_DELAY_MS answers 503 with Retry-After at once', async (t) => {
-  t.equal((await app.inject('/')).statusCode, 200, 'fine before')
+  // A busy machine can itself hold the loop back past 50 ms now and then (seen at start-up under
+  // CI): wait for a calm loop first, as the recovery below does.
+  const calm = async (): Promise<boolean> => (await app.inject('/')).statusCode === 200
+  t.ok(await eventually(calm, 30_000), 'fine before')
   // Block across a whole sampling interval (200 ms); the overdue sample runs right after.
   blockEventLoop(600)
   await new Promise((resolve) => setTimeout(resolve, 0))
@@ -18,6 +21,5 @@ t.test('an event loop lagging past MAX_EVENT_LOOP_DELAY_MS answers 503 with Retr
   t.match(res.json(), { statusCode: 503, code: 'OVERLOADED' })
   t.equal(res.headers['retry-after'], '5')
   // Once the loop is calm again, requests are served again.
-  await new Promise((resolve) => setTimeout(resolve, 700))
-  t.equal((await app.inject('/')).statusCode, 200, 'recovers when the pressure is gone')
+  t.ok(await eventually(calm, 30_000), 'recovers when the pressure is gone')
 })
