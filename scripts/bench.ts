@@ -19,7 +19,8 @@ import { startNginx, writeNginxConfig } from './lib/nginx.js'
 import { summarizeProfile } from './bench/profile.js'
 import { cpuSeconds, wrk, wrkAvailable, type Paths } from './bench/wrk.js'
 import { loops, MissFloor, type LoopResult } from './bench/floor.js'
-import { ensureFlaskData, flaskAvailability, flaskDatabaseUrl, startFlask } from './bench/flask.js'
+import { ensureFlaskData, FLASK_PACKAGES, flaskAvailability, flaskDatabaseUrl, startFlask } from './bench/flask.js'
+import { installMissing } from './bench/system-packages.js'
 
 /**
  * npm run bench [-- --orders 100000 --duration 10 --warmup 2 --connections 50 --threads 1
@@ -328,6 +329,8 @@ async function startRedis (port: number): Promise<ChildProcess> {
 
 async function main (): Promise<void> {
   loadEnvFile()
+  const wanted = [...(wrkAvailable() ? [] : ['wrk']), ...(args['skip-flask'] || flaskAvailability().missing === undefined ? [] : FLASK_PACKAGES)]
+  installMissing(wanted, log)
   if (!wrkAvailable()) {
     console.error('wrk is not installed: the benchmark drives every server with it (a separate C process, so the load generator is not the limit).\n  apt-get install -y wrk')
     process.exit(2)

@@ -7,13 +7,15 @@ const exec = promisify(execFile)
 /**
  * The original Flask service (a faithful re-implementation of its /query, in
  * /work/shared/bench/seed-flask, or SEED_FLASK_DIR), run as its README deploys it: Flask's
- * threaded built-in server, and under gunicorn with 2 workers. Nothing is installed here: when
- * Debian's packages are missing, the line to install them is returned and the rows are skipped.
+ * threaded built-in server, and under gunicorn with 2 workers. Nothing is installed here (the
+ * bench installs FLASK_PACKAGES when it can): when Debian's packages are still missing, the line
+ * to install them is returned and the rows are skipped.
  */
 export const FLASK_DIR = process.env.SEED_FLASK_DIR ?? '/work/shared/bench/seed-flask'
 const PYTHON = '/usr/bin/python3'
 const GUNICORN = '/usr/bin/gunicorn'
-export const FLASK_INSTALL = 'apt-get install -y python3-flask python3-sqlalchemy python3-redis python3-pymysql gunicorn'
+export const FLASK_PACKAGES = ['python3-flask', 'python3-sqlalchemy', 'python3-redis', 'python3-pymysql', 'gunicorn']
+export const FLASK_INSTALL = `apt-get install -y ${FLASK_PACKAGES.join(' ')}`
 const SOCKET = '/run/mysqld/mysqld.sock'
 
 export interface FlaskAvailability {

@@ -1,0 +1,25 @@
+import { execFileSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
+
+const APT = '/usr/bin/apt-get'
+
+/**
+ * The benchmark's programs that npm does not provide (wrk, the original service's Python runtime),
+ * as Debian packages. On a fresh machine where it runs as root with apt-get (as .ci/run installs
+ * the servers the tests need), the missing ones are installed, with a line saying so; elsewhere
+ * nothing is installed and the caller prints the apt-get line. Returns the packages still missing.
+ */
+export function installMissing (packages: string[], log: (line: string) => void): string[] {
+  if (packages.length === 0) return []
+  if (process.getuid?.() !== 0 || !existsSync(APT) || process.env.BENCH_NO_INSTALL === '1') return packages
+  log(`installing Debian packages the benchmark needs: ${packages.join(' ')} …`)
+  try {
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
+    execFileSync(APT, ['update', '-qq'], { stdio: ['ignore', 'ignore', 'inherit'], env })
+    execFileSync(APT, ['install', '-y', '-qq', ...packages], { stdio: ['ignore', 'ignore', 'inherit'], env })
+    return []
+  } catch {
+    log('  apt-get failed: carrying on without them')
+    return packages
+  }
+}
