@@ -4,8 +4,10 @@
 // Env: PORT, CEILING_BODY (the body), CEILING_HEADERS=1 to also send the API's six constant
 // headers (five security headers and a request id of the same length), still without hooks;
 // CEILING_BODIES_FILE, a JSON array of the hot set's real answers, to send the one for the sno
-// asked (sno 1 is the first) rather than one constant body.
+// asked (sno 1 is the first) rather than one constant body; CEILING_SERVER=node to answer the same
+// from a bare node:http server (what the API's hit shortcut sits on) instead of Fastify.
 import { readFileSync } from 'node:fs'
+import { createServer } from 'node:http'
 import Fastify from 'fastify'
 
 const body = Buffer.from(process.env.CEILING_BODY ?? '{}')
@@ -19,11 +21,30 @@ const headers = {
   'cross-origin-resource-policy': 'same-site'
 }
 let counter = 0
-const app = Fastify({ logger: false, keepAliveTimeout: 65_000 })
-app.get('/query', (request, reply) => {
-  if (withHeaders) reply.headers(headers).header('x-request-id', `c0ffee00-${(counter++).toString(36)}`)
-  reply.type('application/json; charset=utf-8').send(bodies === undefined ? body : (bodies[Number(request.query.sno) - 1] ?? body))
-})
-await app.listen({ host: '127.0.0.1', port: Number(process.env.PORT ?? 3999) })
+const port = Number(process.env.PORT ?? 3999)
+const answerFor = (sno) => bodies === undefined ? body : (bodies[Number(sno) - 1] ?? body)
+let close
+if (process.env.CEILING_SERVER === 'node') {
+  // As the hit shortcut sends an answer: one flat header list to writeHead, then the body.
+  const list = [...(withHeaders ? Object.entries(headers).flat() : []), 'content-type', 'application/json; charset=utf-8']
+  const server = createServer((req, res) => {
+    const answer = answerFor(new URLSearchParams(req.url.slice(req.url.indexOf('?') + 1)).get('sno'))
+    const head = withHeaders ? [...list, 'x-request-id', `c0ffee00-${(counter++).toString(36)}`] : [...list]
+    head.push('content-length', String(answer.length))
+    res.writeHead(200, head)
+    res.end(answer)
+  })
+  server.keepAliveTimeout = 65_000
+  await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve))
+  close = () => { server.close(() => process.exit(0)); server.closeAllConnections() }
+} else {
+  const app = Fastify({ logger: false, keepAliveTimeout: 65_000 })
+  app.get('/query', (request, reply) => {
+    if (withHeaders) reply.headers(headers).header('x-request-id', `c0ffee00-${(counter++).toString(36)}`)
+    reply.type('application/json; charset=utf-8').send(bodies === undefined ? body : answerFor(request.query.sno))
+  })
+  await app.listen({ host: '127.0.0.1', port })
+  close = () => { app.close().then(() => process.exit(0)) }
+}
 process.send?.('ready')
-for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => { app.close().then(() => process.exit(0)) })
+for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, close)

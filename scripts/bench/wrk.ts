@@ -10,6 +10,12 @@ import path from 'node:path'
  */
 export const WRK = process.env.WRK_BIN ?? '/usr/bin/wrk'
 
+/** Runs wrk on one core only (`taskset -c <core>`), from now on; undefined: wherever the kernel puts it. */
+let pinnedCore: number | undefined
+export function pinWrk (core: number | undefined): void {
+  pinnedCore = core
+}
+
 export function wrkAvailable (): boolean {
   try {
     execFileSync(WRK, ['--version'], { stdio: 'ignore' })
@@ -95,7 +101,8 @@ export async function wrk (options: WrkOptions): Promise<WrkResult> {
   if (options.paths !== undefined) argv.push('-s', await script(options.paths, options.threads))
   argv.push(options.url)
   const stdout = await new Promise<string>((resolve, reject) => {
-    execFile('/bin/sh', ['-c', '"$0" "$@" && times', WRK, ...argv], { maxBuffer: 1 << 20 }, (err, out, errOut) => {
+    const command = pinnedCore === undefined ? [WRK] : ['taskset', '-c', String(pinnedCore), WRK]
+    execFile('/bin/sh', ['-c', '"$0" "$@" && times', ...command, ...argv], { maxBuffer: 1 << 20 }, (err, out, errOut) => {
       if (err !== null) reject(new Error(`wrk failed: ${errOut || err.message}`))
       else resolve(out)
     })

@@ -1,0 +1,150 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { parseArgs } from 'node:util'
+import { sql } from 'kysely'
+import { loadConfig, loadEnvFile } from '../../src/config.js'
+import { createDatabase } from '../../src/infra/db.js'
+import { ensureDatabase, migrateToLatest } from '../../src/db/migrator.js'
+import { seedHubs } from '../../src/hubs/hubs.js'
+import { bulkLoadOrders } from '../../src/orders/bulk.js'
+import { cpuSeconds, pinWrk, wrk, wrkAvailable } from './wrk.js'
+
+/**
+ * npm run bench:side [-- --targets ceiling,node-headers-real,api --rounds 8 --seconds 3 --pin]
+ *
+ * A few servers side by side, driven in turns by wrk over the hot set of 1,000 (`--rounds` rounds
+ * of `--seconds` each), printing each one's rate, p99 and CPU per request as the median over the
+ * rounds of its ratio to the first target. For finding where the hit's time goes, one variable at
+ * a time; `npm run bench` stays the reference. `--pin` puts every server on core 0 and wrk on core
+ * 1, so that they never take turns on one core. Targets:
+ *   ceiling, ceiling-headers, ceiling-real    bare Fastify (scripts/bench/ceiling.js): a constant
+ *                                             body, with our six headers, the hot set's real answers
+ *   node, node-headers, node-headers-real     the same from bare node:http (CEILING_SERVER=node)
+ *   api                                       dist/server.js (the /query hit)
+ * Data: the database logistics_bench (`npm run bench` leaves it), seeded with 20,000 orders when absent.
+ */
+const { values: args } = parseArgs({
+  options: {
+    targets: { type: 'string', default: 'ceiling,ceiling-headers,node-headers,node-headers-real,api' },
+    rounds: { type: 'string', default: '8' },
+    seconds: { type: 'string', default: '3' },
+    pin: { type: 'boolean', default: false }
+  }
+})
+const root = new URL('../..', import.meta.url).pathname
+const HOT_SET = 1000
+const paths = { prefix: '/query?sno=', first: 1, count: HOT_SET }
+const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b)
+  const mid = Math.floor(s.length / 2)
+  return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2
+}
+
+interface Target { name: string, port: number, child?: ChildProcess, rates: number[], p99s: number[], cpu: number[] }
+
+async function answering (url: string): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    if ((await fetch(url).catch(() => null))?.ok === true) return
+    await sleep(100)
+  }
+  throw new Error(`${url} did not answer within 30 s`)
+}
+
+function start (command: string[], env: Record<string, string>): ChildProcess {
+  const argv = args.pin ? ['taskset', '-c', '0', process.execPath, ...command] : [process.execPath, ...command]
+  const child = spawn(argv[0], argv.slice(1), { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] })
+  child.unref()
+  return child
+}
+
+async function main (): Promise<void> {
+  loadEnvFile()
+  if (!wrkAvailable()) throw new Error('wrk is not installed: apt-get install -y wrk')
+  if (args.pin) pinWrk(1)
+  const base = loadConfig()
+  const dbUrl = new URL(base.db.url)
+  dbUrl.pathname = '/logistics_bench'
+  const env = {
+    NODE_ENV: 'production',
+    LOG_LEVEL: 'warn',
+    ADMIN_TOKEN: 'side-by-side-admin-token-0123456789',
+    DATABASE_URL: dbUrl.toString(),
+    REDIS_KEY_PREFIX: 'bench-side:',
+    RATE_LIMIT_PER_MINUTE: '10000000',
+    RATE_LIMIT_NOT_FOUND_PER_MINUTE: '10000000',
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    S3_LOCAL_SECRET_ACCESS_KEY: 'bench-local-s3-secret-0123456789'
+  }
+  const config = loadConfig({ ...process.env, ...env })
+  await ensureDatabase(config.db)
+  const handle = createDatabase({ ...config.db, queryTimeoutMs: 0 })
+  await migrateToLatest(handle.db)
+  const { rows } = await sql<{ n: number }>`SELECT COUNT(*) AS n FROM orders`.execute(handle.db)
+  if (Number(rows[0]?.n ?? 0) < HOT_SET) {
+    await seedHubs(handle.db)
+    await bulkLoadOrders(handle.db, { count: 20_000, seed: 1 })
+  }
+  await handle.close()
+
+  // The hot set's real answers, from an API process of our own.
+  let port = 20000 + Math.floor(Math.random() * 20000)
+  const probe = start(['dist/server.js'], { ...env, PORT: String(port) })
+  await answering(`http://127.0.0.1:${port}/`)
+  const bodies: string[] = []
+  for (let sno = 1; sno <= HOT_SET; sno++) bodies.push(await (await fetch(`http://127.0.0.1:${port}/query?sno=${sno}`)).text())
+  probe.kill('SIGINT')
+  const dir = await mkdtemp(path.join(tmpdir(), 'lt-side-bodies-'))
+  const bodiesFile = path.join(dir, 'hot-set.json')
+  await writeFile(bodiesFile, JSON.stringify(bodies))
+  const typical = bodies[HOT_SET / 2]
+
+  const targets: Target[] = []
+  for (const name of args.targets.split(',')) {
+    port += 1
+    const target: Target = { name, port, rates: [], p99s: [], cpu: [] }
+    const ceilingEnv = {
+      PORT: String(port),
+      CEILING_BODY: typical,
+      CEILING_SERVER: name.startsWith('node') ? 'node' : 'fastify',
+      ...(name.includes('headers') ? { CEILING_HEADERS: '1' } : {}),
+      ...(name.endsWith('real') ? { CEILING_BODIES_FILE: bodiesFile } : {})
+    }
+    if (name === 'api') target.child = start(['dist/server.js'], { ...env, PORT: String(port) })
+    else if (/^(ceiling|node)(-headers)?(-real)?$/.test(name)) target.child = start(['scripts/bench/ceiling.js'], ceilingEnv)
+    else throw new Error(`unknown target ${name}`)
+    await answering(`http://127.0.0.1:${port}/query?sno=1`)
+    if (name === 'api') for (let sno = 1; sno <= HOT_SET; sno++) await fetch(`http://127.0.0.1:${port}/query?sno=${sno}`)
+    targets.push(target)
+  }
+  const url = (t: Target): string => `http://127.0.0.1:${t.port}`
+  for (const t of targets) await wrk({ url: url(t), paths, connections: 50, threads: 1, seconds: 2 })
+  for (let round = 1; round <= Number(args.rounds); round++) {
+    for (const t of targets) {
+      const before = cpuSeconds([t.child?.pid as number])
+      const result = await wrk({ url: url(t), paths, connections: 50, threads: 1, seconds: Number(args.seconds) })
+      if (result.errors > 0 || result.non2xx > 0) console.log(`  ${t.name}: ${result.errors} errors, ${result.non2xx} non-2xx`)
+      t.rates.push(result.requests / result.seconds)
+      t.p99s.push(result.p99)
+      t.cpu.push((cpuSeconds([t.child?.pid as number]) - before) * 1e6 / Math.max(result.requests, 1))
+    }
+    console.log(`round ${round}: ${targets.map((t) => `${t.name} ${Math.round(t.rates.at(-1) ?? 0)}`).join(', ')}`)
+  }
+  const [reference] = targets
+  console.log(`\n| target | req/s | ratio to ${reference.name} | p99 ms | p99 ratio | server CPU µs/req |\n|---|---:|---:|---:|---:|---:|`)
+  for (const t of targets) {
+    const ratio = median(t.rates.map((r, i) => r / reference.rates[i]))
+    const p99Ratio = median(t.p99s.map((p, i) => p / reference.p99s[i]))
+    console.log(`| ${t.name} | ${Math.round(median(t.rates))} | ${ratio.toFixed(2)} | ${median(t.p99s).toFixed(2)} | ${p99Ratio.toFixed(2)}× | ${median(t.cpu).toFixed(1)} |`)
+  }
+  console.log(`\n${args.rounds} rounds of wrk -t1 -c50 -d${args.seconds}s in turns${args.pin ? '; servers on core 0, wrk on core 1' : ''}; medians over the rounds`)
+  for (const t of targets) t.child?.kill('SIGKILL')
+  await rm(dir, { recursive: true, force: true })
+}
+
+main().catch((err: unknown) => {
+  console.error(err)
+  process.exit(1)
+})
