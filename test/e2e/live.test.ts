@@ -63,7 +63,7 @@ const writer = new Writer(db, { hubExists: async () => true })
 
 t.test('2,000 streams through nginx and two API processes get every change once, in order', async (t) => {
   await pm2Run('start', 'ecosystem.config.js', '--only', 'api')
-  t.ok(await eventually(async () => (await fetch(`${base}/health`).catch(() => null))?.status === 200, 30_000), 'healthy through nginx')
+  t.ok(await eventually(async () => (await fetch(`${base}/health`).catch(() => null))?.status === 200, 90_000), 'healthy through nginx')
 
   // Clients arrive in waves of 200, as they would, each wave waiting for its snapshots.
   const wanted = [...Array.from({ length: 1000 }, () => hot), ...others]

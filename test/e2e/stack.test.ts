@@ -92,7 +92,7 @@ t.test('PM2 runs the API (cluster), the worker, the queue consumer, the fleet su
   t.same(list.map((p) => p.name).sort(), expected, `every app of the ecosystem file runs (${expected.join(', ')})`)
   t.ok(['api', 'worker', 's3-local', 'fleet'].every((name) => expected.includes(name)))
   t.ok(list.filter((p) => p.name === 'api').every((p) => p.pm2_env.exec_mode === 'cluster_mode'))
-  t.ok(await eventually(async () => (await fetch(`${base}/health`).catch(() => null))?.status === 200, 20_000), 'healthy through nginx')
+  t.ok(await eventually(async () => (await fetch(`${base}/health`).catch(() => null))?.status === 200, 90_000), 'healthy through nginx')
 })
 
 let snos: number[] = []

@@ -31,7 +31,7 @@ t.test('the API started with MySQL and Redis unreachable says so, and answers 50
   let output = ''
   child.stdout.on('data', (d: Buffer) => { output += d.toString() })
   child.stderr.on('data', (d: Buffer) => { output += d.toString() })
-  t.ok(await eventually(() => output.includes('DATABASE_URL') && output.includes('REDIS_URL'), 30_000), 'both named in the log')
+  t.ok(await eventually(() => output.includes('DATABASE_URL') && output.includes('REDIS_URL'), 90_000), 'both named in the log')
   t.match(output, new RegExp(`MySQL at 127\\.0\\.0\\.1:${dbPort}.*not reachable`))
   t.match(output, new RegExp(`Redis at 127\\.0\\.0\\.1:${redisPort} is not reachable`))
   const health = await fetch(`http://127.0.0.1:${port}/health`)

@@ -84,7 +84,7 @@ let output = ''
 
 t.test('the stack under PM2: API, fleet subscriber, queue consumer', async (t) => {
   await pm2Run('start', 'ecosystem.config.js', '--only', 'api,fleet,ingest')
-  t.ok(await eventually(async () => (await fetch(`${base}/health`).catch(() => null))?.status === 200, 30_000), 'the API is healthy')
+  t.ok(await eventually(async () => (await fetch(`${base}/health`).catch(() => null))?.status === 200, 90_000), 'the API is healthy')
 })
 
 t.test('npm run simulate: 3 vehicles, 30 parcels, 3,600× for a minute', async (t) => {
