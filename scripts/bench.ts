@@ -16,6 +16,7 @@ import { bulkLoadOrders } from '../src/orders/bulk.js'
 import { buildSummary } from '../src/reports/summary.js'
 import { ReportSchedule } from '../src/reports/slots.js'
 import { startNginx, writeNginxConfig } from './lib/nginx.js'
+import { freePort } from './lib/ports.js'
 import { summarizeProfile } from './bench/profile.js'
 import { cpuSeconds, wrk, wrkAvailable, type Paths } from './bench/wrk.js'
 import { loops, MissFloor, type LoopResult } from './bench/floor.js'
@@ -84,16 +85,6 @@ interface Row {
 
 const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
 const log = (message: string): void => { process.stderr.write(`${message}\n`) }
-
-async function freePort (): Promise<number> {
-  const { createServer } = await import('node:net')
-  return await new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
-}
 
 function buildIfNeeded (): void {
   const newest = (dir: string): number => readdirSync(dir, { withFileTypes: true, recursive: true })
@@ -333,8 +324,9 @@ async function startRedis (port: number): Promise<ChildProcess> {
 
 async function main (): Promise<void> {
   loadEnvFile()
-  const wanted = [...(wrkAvailable() ? [] : ['wrk']), ...(args['skip-flask'] || flaskAvailability().missing === undefined ? [] : FLASK_PACKAGES)]
-  installMissing(wanted, log)
+  // One install each, so that a Flask package the mirror lacks does not keep wrk out.
+  if (!wrkAvailable()) installMissing(['wrk'], log)
+  if (!args['skip-flask'] && flaskAvailability().runtimeMissing) installMissing(FLASK_PACKAGES, log)
   if (!wrkAvailable()) {
     console.error('wrk is not installed: the benchmark drives every server with it (a separate C process, so the load generator is not the limit).\n  apt-get install -y wrk')
     process.exit(2)
@@ -418,7 +410,7 @@ async function main (): Promise<void> {
   const typical = hotBodies.reduce((best, b) => Math.abs(Buffer.byteLength(b) - meanBytes) < Math.abs(Buffer.byteLength(best) - meanBytes) ? b : best)
   const ceiling = track(spawnProcess(process.execPath, ['scripts/bench/ceiling.js'], { PORT: String(ceilingPort), CEILING_BODY: typical }))
   const ceilingHeaders = track(spawnProcess(process.execPath, ['scripts/bench/ceiling.js'], { PORT: String(headersPort), CEILING_BODY: typical, CEILING_HEADERS: '1' }))
-  // Also one that sends each sno's real answer: a hit serves a thousand different answers (1.3 MB
+  // Also one that sends each sno's real answer: a hit serves a thousand different answers (about 1 MB
   // of bytes to the socket, more than a core's cache), where the constant body stays in L1.
   const bodiesFile = path.join(await mkdtemp(path.join(tmpdir(), 'lt-bench-bodies-')), 'hot-set.json')
   await writeFile(bodiesFile, JSON.stringify(hotBodies))

@@ -21,6 +21,8 @@ const SOCKET = '/run/mysqld/mysqld.sock'
 export interface FlaskAvailability {
   deployed: boolean
   gunicorn: boolean
+  /** Debian's packages for it are missing (FLASK_PACKAGES would make it run). */
+  runtimeMissing?: boolean
   /** Why a row is skipped, with the line that would make it run. */
   missing?: string
 }
@@ -30,10 +32,10 @@ export function flaskAvailability (): FlaskAvailability {
   try {
     execFileSync(PYTHON, ['-c', 'import flask, sqlalchemy, redis, pymysql'], { stdio: 'ignore' })
   } catch {
-    return { deployed: false, gunicorn: false, missing: `the Flask runtime is not installed: ${FLASK_INSTALL}` }
+    return { deployed: false, gunicorn: false, runtimeMissing: true, missing: `the Flask runtime is not installed: ${FLASK_INSTALL}` }
   }
   const gunicorn = existsSync(GUNICORN)
-  return { deployed: true, gunicorn, missing: gunicorn ? undefined : `gunicorn is not installed: ${FLASK_INSTALL}` }
+  return { deployed: true, gunicorn, runtimeMissing: !gunicorn, missing: gunicorn ? undefined : `gunicorn is not installed: ${FLASK_INSTALL}` }
 }
 
 /** Its DATABASE_URL as the README has it (root over the socket), or TCP when there is no socket. */

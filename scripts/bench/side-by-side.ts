@@ -9,6 +9,7 @@ import { createDatabase } from '../../src/infra/db.js'
 import { ensureDatabase, migrateToLatest } from '../../src/db/migrator.js'
 import { seedHubs } from '../../src/hubs/hubs.js'
 import { bulkLoadOrders } from '../../src/orders/bulk.js'
+import { freePort } from '../lib/ports.js'
 import { cpuSeconds, pinWrk, wrk, wrkAvailable } from './wrk.js'
 
 /**
@@ -60,9 +61,25 @@ function start (command: string[], env: Record<string, string>): ChildProcess {
   return child
 }
 
+const TARGET = /^api$|^(ceiling|node)(-headers)?(-real)?$/
+
 async function main (): Promise<void> {
   loadEnvFile()
   if (!wrkAvailable()) throw new Error('wrk is not installed: apt-get install -y wrk')
+  const names = args.targets.split(',')
+  const unknown = names.filter((name) => !TARGET.test(name))
+  if (unknown.length > 0) throw new Error(`unknown target ${unknown.join(', ')}: api, ceiling, node, each of the last two with -headers and/or -real`)
+  const children: ChildProcess[] = []
+  const dir = await mkdtemp(path.join(tmpdir(), 'lt-side-bodies-'))
+  try {
+    await measure(names, children, dir)
+  } finally {
+    for (const child of children) child.kill('SIGKILL')
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+async function measure (names: string[], children: ChildProcess[], dir: string): Promise<void> {
   if (args.pin) pinWrk(1)
   const base = loadConfig()
   const dbUrl = new URL(base.db.url)
@@ -90,33 +107,31 @@ async function main (): Promise<void> {
   await handle.close()
 
   // The hot set's real answers, from an API process of our own.
-  let port = 20000 + Math.floor(Math.random() * 20000)
+  const port = await freePort()
   const probe = start(['dist/server.js'], { ...env, PORT: String(port) })
+  children.push(probe)
   await answering(`http://127.0.0.1:${port}/`)
   const bodies: string[] = []
   for (let sno = 1; sno <= HOT_SET; sno++) bodies.push(await (await fetch(`http://127.0.0.1:${port}/query?sno=${sno}`)).text())
   probe.kill('SIGINT')
-  const dir = await mkdtemp(path.join(tmpdir(), 'lt-side-bodies-'))
   const bodiesFile = path.join(dir, 'hot-set.json')
   await writeFile(bodiesFile, JSON.stringify(bodies))
   const typical = bodies[HOT_SET / 2]
 
   const targets: Target[] = []
-  for (const name of args.targets.split(',')) {
-    port += 1
-    const target: Target = { name, port, rates: [], p99s: [], cpu: [] }
+  for (const name of names) {
+    const target: Target = { name, port: await freePort(), rates: [], p99s: [], cpu: [] }
     const ceilingEnv = {
-      PORT: String(port),
+      PORT: String(target.port),
       CEILING_BODY: typical,
       CEILING_SERVER: name.startsWith('node') ? 'node' : 'fastify',
       ...(name.includes('headers') ? { CEILING_HEADERS: '1' } : {}),
       ...(name.endsWith('real') ? { CEILING_BODIES_FILE: bodiesFile } : {})
     }
-    if (name === 'api') target.child = start(['dist/server.js'], { ...env, PORT: String(port) })
-    else if (/^(ceiling|node)(-headers)?(-real)?$/.test(name)) target.child = start(['scripts/bench/ceiling.js'], ceilingEnv)
-    else throw new Error(`unknown target ${name}`)
-    await answering(`http://127.0.0.1:${port}/query?sno=1`)
-    if (name === 'api') for (let sno = 1; sno <= HOT_SET; sno++) await fetch(`http://127.0.0.1:${port}/query?sno=${sno}`)
+    target.child = name === 'api' ? start(['dist/server.js'], { ...env, PORT: String(target.port) }) : start(['scripts/bench/ceiling.js'], ceilingEnv)
+    children.push(target.child)
+    await answering(`http://127.0.0.1:${target.port}/query?sno=1`)
+    if (name === 'api') for (let sno = 1; sno <= HOT_SET; sno++) await fetch(`http://127.0.0.1:${target.port}/query?sno=${sno}`)
     targets.push(target)
   }
   const url = (t: Target): string => `http://127.0.0.1:${t.port}`
@@ -140,8 +155,6 @@ async function main (): Promise<void> {
     console.log(`| ${t.name} | ${Math.round(median(t.rates))} | ${ratio.toFixed(2)} | ${median(t.p99s).toFixed(2)} | ${p99Ratio.toFixed(2)}× | ${median(t.cpu).toFixed(1)} |`)
   }
   console.log(`\n${args.rounds} rounds of wrk -t1 -c50 -d${args.seconds}s in turns${args.pin ? '; servers on core 0, wrk on core 1' : ''}; medians over the rounds`)
-  for (const t of targets) t.child?.kill('SIGKILL')
-  await rm(dir, { recursive: true, force: true })
 }
 
 main().catch((err: unknown) => {
