@@ -22,6 +22,7 @@ import { cpuSeconds, wrk, wrkAvailable, type Paths } from './bench/wrk.js'
 import { loops, MissFloor, type LoopResult } from './bench/floor.js'
 import { ensureFlaskData, FLASK_PACKAGES, flaskAvailability, flaskDatabaseUrl, startFlask } from './bench/flask.js'
 import { installMissing } from './bench/system-packages.js'
+import { benchApiEnv, median, waitFor } from './bench/common.js'
 
 /**
  * npm run bench [-- --orders 100000 --duration 10 --warmup 1 --connections 50 --threads 1
@@ -96,15 +97,6 @@ function buildIfNeeded (): void {
     log('building dist/ …')
     execFileSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'inherit' })
   }
-}
-
-async function waitFor (url: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    if ((await fetch(url).catch(() => null))?.ok === true) return
-    await sleep(100)
-  }
-  throw new Error(`${url} did not answer within ${timeoutMs} ms`)
 }
 
 async function comSelect (db: Db): Promise<number> {
@@ -292,12 +284,6 @@ function pairedRatio (row: Row, reference: Row, pick: (row: Row) => number[] | u
     : whole(row) / Math.max(whole(reference), 0.01)
 }
 
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = Math.floor(sorted.length / 2)
-  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
-}
-
 /**
  * `row` against `reference`: throughput ratio and p99 ratio, written on the row. Targets compared
  * in interleaved slices are compared slice by slice (each slice with the reference's slice of the
@@ -335,22 +321,7 @@ async function main (): Promise<void> {
   }
   buildIfNeeded()
   const base = loadConfig()
-  const dbUrl = new URL(base.db.url)
-  dbUrl.pathname = '/logistics_bench'
-  const env: Record<string, string> = {
-    NODE_ENV: 'production',
-    ADMIN_TOKEN: TOKEN,
-    LOG_LEVEL: 'warn',
-    DATABASE_URL: dbUrl.toString(),
-    REDIS_URL: base.redis.url,
-    REDIS_KEY_PREFIX: 'bench:',
-    // The limiter runs on every request, as in production, with limits no single client reaches here.
-    RATE_LIMIT_PER_MINUTE: '10000000',
-    RATE_LIMIT_NOT_FOUND_PER_MINUTE: '10000000',
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-    // Production refuses the embedded store's default secret; the benchmark never uses the store.
-    S3_LOCAL_SECRET_ACCESS_KEY: 'bench-local-s3-secret-0123456789'
-  }
+  const env = benchApiEnv(base, 'bench:', TOKEN)
   const config = loadConfig({ ...process.env, ...env })
   const results: Record<string, unknown> = {
     startedAt: new Date().toISOString(),
@@ -511,6 +482,7 @@ async function main (): Promise<void> {
   let privateRedis = track(await startRedis(privateRedisPort))
   const flaskRows: { deployed?: { hit: Row, miss: Row }, gunicorn?: { hit: Row, miss: Row } } = {}
   if (flask.deployed) {
+    const dbUrl = new URL(base.db.url)
     const flaskEnv = { DATABASE_URL: flaskDatabaseUrl(dbUrl.hostname, Number(dbUrl.port || 3306)), REDIS_URL: `redis://127.0.0.1:${privateRedisPort}/5` }
     const flaskRedis = new Redis(`redis://127.0.0.1:${privateRedisPort}/5`)
     await flaskRedis.flushdb()

@@ -25,12 +25,14 @@ const port = Number(process.env.PORT ?? 3999)
 const answerFor = (sno) => bodies === undefined ? body : (bodies[Number(sno) - 1] ?? body)
 let close
 if (process.env.CEILING_SERVER === 'node') {
-  // As the hit shortcut sends an answer: one flat header list to writeHead, then the body.
-  const list = [...(withHeaders ? Object.entries(headers).flat() : []), 'content-type', 'application/json; charset=utf-8']
+  // As the hit shortcut sends an answer: one flat header list, copied and filled in, to
+  // writeHead, then the body; the sno read as the shortcut reads it (after "sno=").
+  const list = [...(withHeaders ? [...Object.entries(headers).flat(), 'x-request-id', ''] : []), 'content-type', 'application/json; charset=utf-8', 'content-length', '']
   const server = createServer((req, res) => {
-    const answer = answerFor(new URLSearchParams(req.url.slice(req.url.indexOf('?') + 1)).get('sno'))
-    const head = withHeaders ? [...list, 'x-request-id', `c0ffee00-${(counter++).toString(36)}`] : [...list]
-    head.push('content-length', String(answer.length))
+    const answer = bodies === undefined ? body : answerFor(req.url.slice(req.url.indexOf('sno=') + 4))
+    const head = list.slice()
+    if (withHeaders) head[11] = `c0ffee00-${(counter++).toString(36)}`
+    head[head.length - 1] = String(answer.length)
     res.writeHead(200, head)
     res.end(answer)
   })

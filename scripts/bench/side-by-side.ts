@@ -11,6 +11,7 @@ import { seedHubs } from '../../src/hubs/hubs.js'
 import { bulkLoadOrders } from '../../src/orders/bulk.js'
 import { freePort } from '../lib/ports.js'
 import { cpuSeconds, pinWrk, wrk, wrkAvailable } from './wrk.js'
+import { benchApiEnv, median, waitFor } from './common.js'
 
 /**
  * npm run bench:side [-- --targets ceiling,node-headers-real,api --rounds 8 --seconds 3 --pin]
@@ -37,22 +38,8 @@ const { values: args } = parseArgs({
 const root = new URL('../..', import.meta.url).pathname
 const HOT_SET = 1000
 const paths = { prefix: '/query?sno=', first: 1, count: HOT_SET }
-const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b)
-  const mid = Math.floor(s.length / 2)
-  return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2
-}
 
 interface Target { name: string, port: number, child?: ChildProcess, rates: number[], p99s: number[], cpu: number[] }
-
-async function answering (url: string): Promise<void> {
-  for (let i = 0; i < 300; i++) {
-    if ((await fetch(url).catch(() => null))?.ok === true) return
-    await sleep(100)
-  }
-  throw new Error(`${url} did not answer within 30 s`)
-}
 
 function start (command: string[], env: Record<string, string>): ChildProcess {
   const argv = args.pin ? ['taskset', '-c', '0', process.execPath, ...command] : [process.execPath, ...command]
@@ -81,20 +68,7 @@ async function main (): Promise<void> {
 
 async function measure (names: string[], children: ChildProcess[], dir: string): Promise<void> {
   if (args.pin) pinWrk(1)
-  const base = loadConfig()
-  const dbUrl = new URL(base.db.url)
-  dbUrl.pathname = '/logistics_bench'
-  const env = {
-    NODE_ENV: 'production',
-    LOG_LEVEL: 'warn',
-    ADMIN_TOKEN: 'side-by-side-admin-token-0123456789',
-    DATABASE_URL: dbUrl.toString(),
-    REDIS_KEY_PREFIX: 'bench-side:',
-    RATE_LIMIT_PER_MINUTE: '10000000',
-    RATE_LIMIT_NOT_FOUND_PER_MINUTE: '10000000',
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-    S3_LOCAL_SECRET_ACCESS_KEY: 'bench-local-s3-secret-0123456789'
-  }
+  const env = benchApiEnv(loadConfig(), 'bench-side:', 'side-by-side-admin-token-0123456789')
   const config = loadConfig({ ...process.env, ...env })
   await ensureDatabase(config.db)
   const handle = createDatabase({ ...config.db, queryTimeoutMs: 0 })
@@ -110,7 +84,7 @@ async function measure (names: string[], children: ChildProcess[], dir: string):
   const port = await freePort()
   const probe = start(['dist/server.js'], { ...env, PORT: String(port) })
   children.push(probe)
-  await answering(`http://127.0.0.1:${port}/`)
+  await waitFor(`http://127.0.0.1:${port}/`, 60_000)
   const bodies: string[] = []
   for (let sno = 1; sno <= HOT_SET; sno++) bodies.push(await (await fetch(`http://127.0.0.1:${port}/query?sno=${sno}`)).text())
   probe.kill('SIGINT')
@@ -130,7 +104,7 @@ async function measure (names: string[], children: ChildProcess[], dir: string):
     }
     target.child = name === 'api' ? start(['dist/server.js'], { ...env, PORT: String(target.port) }) : start(['scripts/bench/ceiling.js'], ceilingEnv)
     children.push(target.child)
-    await answering(`http://127.0.0.1:${target.port}/query?sno=1`)
+    await waitFor(`http://127.0.0.1:${target.port}/query?sno=1`, 60_000)
     if (name === 'api') for (let sno = 1; sno <= HOT_SET; sno++) await fetch(`http://127.0.0.1:${target.port}/query?sno=${sno}`)
     targets.push(target)
   }
