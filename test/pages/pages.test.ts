@@ -205,7 +205,7 @@ t.test('/fleet/map: vehicles with their status and load, moving without a reload
   await page.waitForTimeout(2100) // let the marker's 1.8 s glide end before the picture (not a wait for an event)
   await screenshot(page, 'fleet-map.png', true)
   await page.setViewportSize({ width: 390, height: 844 })
-  t.ok(await eventually(async () => await page.evaluate('document.documentElement.scrollWidth <= window.innerWidth') === true, 5000), 'on a phone: no horizontal scrolling')
+  t.ok(await eventually(async () => await page.evaluate('document.documentElement.scrollWidth <= window.innerWidth') === true, 30_000), 'on a phone: no horizontal scrolling')
   await screenshot(page, 'fleet-map-phone.png')
   t.ok(requests.some((url) => url === `${origin}/fleet/stream`), 'live from GET /fleet/stream')
   t.equal(requests.filter((url) => url === `${origin}/fleet`).length, 0, 'no polling while the stream works')
@@ -272,7 +272,7 @@ t.test('/dashboard: the latest report as charts for everyone, downloads with the
   await page.waitForTimeout(400) // the charts' 300 ms animation ends before the picture
   await screenshot(page, 'dashboard.png', true)
   await page.setViewportSize({ width: 390, height: 844 })
-  t.ok(await eventually(async () => await page.evaluate('document.documentElement.scrollWidth <= window.innerWidth') === true, 5000), 'on a phone: no horizontal scrolling')
+  t.ok(await eventually(async () => await page.evaluate('document.documentElement.scrollWidth <= window.innerWidth') === true, 30_000), 'on a phone: no horizontal scrolling')
   await page.waitForTimeout(400) // the charts redraw for the new width
   await screenshot(page, 'dashboard-phone.png')
   stayedLocal(t, requests)
