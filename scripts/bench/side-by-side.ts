@@ -25,6 +25,9 @@ import { benchApiEnv, median, waitFor } from './common.js'
  *                                             body, with our six headers, the hot set's real answers
  *   node, node-headers, node-headers-real     the same from bare node:http (CEILING_SERVER=node)
  *   api                                       dist/server.js (the /query hit)
+ *   api=DIR                                   DIR/dist/server.js: another build of the API, for an A/B
+ *                                             (a copy of the repository's dist/ and package.json in a
+ *                                             folder inside it, so that node_modules is found)
  * Data: the database logistics_bench (`npm run bench` leaves it), seeded with 20,000 orders when absent.
  */
 const { values: args } = parseArgs({
@@ -48,14 +51,14 @@ function start (command: string[], env: Record<string, string>): ChildProcess {
   return child
 }
 
-const TARGET = /^api$|^(ceiling|node)(-headers)?(-real)?$/
+const TARGET = /^api(=.+)?$|^(ceiling|node)(-headers)?(-real)?$/
 
 async function main (): Promise<void> {
   loadEnvFile()
   if (!wrkAvailable()) throw new Error('wrk is not installed: apt-get install -y wrk')
   const names = args.targets.split(',')
   const unknown = names.filter((name) => !TARGET.test(name))
-  if (unknown.length > 0) throw new Error(`unknown target ${unknown.join(', ')}: api, ceiling, node, each of the last two with -headers and/or -real`)
+  if (unknown.length > 0) throw new Error(`unknown target ${unknown.join(', ')}: api, api=DIR, ceiling, node, each of the last two with -headers and/or -real`)
   const children: ChildProcess[] = []
   const dir = await mkdtemp(path.join(tmpdir(), 'lt-side-bodies-'))
   try {
@@ -102,10 +105,12 @@ async function measure (names: string[], children: ChildProcess[], dir: string):
       ...(name.includes('headers') ? { CEILING_HEADERS: '1' } : {}),
       ...(name.endsWith('real') ? { CEILING_BODIES_FILE: bodiesFile } : {})
     }
-    target.child = name === 'api' ? start(['dist/server.js'], { ...env, PORT: String(target.port) }) : start(['scripts/bench/ceiling.js'], ceilingEnv)
+    const api = name.startsWith('api')
+    const server = name === 'api' ? 'dist/server.js' : path.join(name.slice('api='.length), 'dist/server.js')
+    target.child = api ? start([server], { ...env, PORT: String(target.port) }) : start(['scripts/bench/ceiling.js'], ceilingEnv)
     children.push(target.child)
     await waitFor(`http://127.0.0.1:${target.port}/query?sno=1`, 60_000)
-    if (name === 'api') for (let sno = 1; sno <= HOT_SET; sno++) await fetch(`http://127.0.0.1:${target.port}/query?sno=${sno}`)
+    if (api) for (let sno = 1; sno <= HOT_SET; sno++) await fetch(`http://127.0.0.1:${target.port}/query?sno=${sno}`)
     targets.push(target)
   }
   const url = (t: Target): string => `http://127.0.0.1:${t.port}`

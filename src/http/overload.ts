@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks'
 import type { FastifyBaseLogger as Logger } from 'fastify'
 
 export interface OverloadOptions {
@@ -69,12 +70,12 @@ export class OverloadGuard {
     return overloaded
   }
 
-  /** Whether requests are to be refused now (counts nothing). */
-  overloaded (): boolean {
+  /** Whether requests are to be refused now (counts nothing); `now`: performance.now() if the caller has it. */
+  overloaded (now = performance.now()): boolean {
     if (!this.enabled) return false
     const maxDelay = this.options.maxEventLoopDelayMs
     const maxHeap = this.options.maxHeapUsedBytes
-    const late = maxDelay > 0 && (this.lagMs > maxDelay || (this.due > 0 && performance.now() - this.due > maxDelay))
+    const late = maxDelay > 0 && (this.lagMs > maxDelay || (this.due > 0 && now - this.due > maxDelay))
     return late || (maxHeap > 0 && this.heapUsed > maxHeap)
   }
 

@@ -82,17 +82,30 @@ export class SharedCounter {
 
   /** Counts `count` hits (one by default) and returns the count so far in this window and the ms left in it. */
   hit (key: string, now = Date.now(), count = 1): { current: number, ttl: number } {
-    const window = this.window(key, now)
-    window.local += count
-    return { current: window.others + window.local, ttl: (window.id + 1) * this.windowMs - now }
+    return { current: this.add(key, now, count), ttl: this.msLeft(now) }
   }
 
   /** The count so far in this window, without counting a hit. */
   peek (key: string, now = Date.now()): { current: number, ttl: number } {
-    const id = Math.floor(now / this.windowMs)
+    return { current: this.current(key, now), ttl: this.msLeft(now) }
+  }
+
+  /** `hit` without its answer object, for the hit path: the count so far with these `count` hits. */
+  add (key: string, now: number, count: number): number {
+    const window = this.window(key, now)
+    window.local += count
+    return window.others + window.local
+  }
+
+  /** `peek`'s count alone. */
+  current (key: string, now: number): number {
     const window = this.windows.get(key)
-    const current = window === undefined || window.id !== id ? 0 : window.others + window.local
-    return { current, ttl: (id + 1) * this.windowMs - now }
+    return window === undefined || window.id !== Math.floor(now / this.windowMs) ? 0 : window.others + window.local
+  }
+
+  /** The ms left in the window `now` falls in. */
+  msLeft (now: number): number {
+    return (Math.floor(now / this.windowMs) + 1) * this.windowMs - now
   }
 
   /** How many clients this process is tracking (for tests and diagnostics). */
@@ -204,11 +217,10 @@ export class RequestLimiter {
   }
 
   /** `charge` for a client already keyed (clientKey) by the caller. */
-  chargeClient (key: string, count: number): HttpError | undefined {
+  chargeClient (key: string, count: number, now = Date.now()): HttpError | undefined {
     if (this.perMinute <= 0 || count <= 0) return undefined
-    const { current, ttl } = this.counter.hit(key, Date.now(), count)
-    if (current <= this.perMinute) return undefined
-    const seconds = String(Math.max(1, Math.ceil(ttl / 1000)))
+    if (this.counter.add(key, now, count) <= this.perMinute) return undefined
+    const seconds = String(Math.max(1, Math.ceil(this.counter.msLeft(now) / 1000)))
     return new HttpError(429, 'RATE_LIMITED', `Too many requests: at most ${this.perMinute} a minute; retry in ${seconds} s`, {
       'retry-after': seconds,
       'x-ratelimit-limit': String(this.perMinute),
@@ -235,8 +247,8 @@ export class NotFoundLimiter {
   }
 
   /** Whether this client (already keyed by clientKey) is over its budget now; counts nothing. */
-  overBudget (key: string): boolean {
-    return this.perMinute > 0 && this.counter.peek(key).current > this.perMinute
+  overBudget (key: string, now = Date.now()): boolean {
+    return this.perMinute > 0 && this.counter.current(key, now) > this.perMinute
   }
 
   /** Throws 429 once this client has had more than its share of 404s in the minute. */

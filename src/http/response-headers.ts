@@ -45,5 +45,10 @@ let requestCounter = 0
 /** nginx sends X-Request-Id; a well-formed one is kept so that both logs share it, else one is made. */
 export function requestIdOf (req: IncomingMessage): string {
   const header = req.headers['x-request-id']
-  return typeof header === 'string' && REQUEST_ID.test(header) ? header : `${ID_PREFIX}-${(requestCounter++).toString(36)}`
+  return typeof header === 'string' && REQUEST_ID.test(header) ? header : newRequestId()
+}
+
+/** A request id made here, for a request that sent none. */
+export function newRequestId (): string {
+  return `${ID_PREFIX}-${(requestCounter++).toString(36)}`
 }

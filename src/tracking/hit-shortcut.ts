@@ -1,16 +1,17 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { performance } from 'node:perf_hooks'
 import type { HttpError } from '../http/errors.js'
 import { clientAddress, type TrustProxy } from '../http/client-address.js'
 import { clientKey, type NotFoundLimiter, type RequestLimiter } from '../http/rate-limit.js'
-import { jsonAnswerHeaders, requestIdOf } from '../http/response-headers.js'
+import { jsonAnswerHeaders, newRequestId, requestIdOf } from '../http/response-headers.js'
 import type { TrackingService } from './service.js'
 
 export interface HitShortcutParts {
   tracking: TrackingService
   limiter: RequestLimiter
   notFound: NotFoundLimiter
-  /** Whether load is being shed now (counts nothing). */
-  overloaded: () => boolean
+  /** Whether load is being shed now (counts nothing), given performance.now(). */
+  overloaded: (now: number) => boolean
   trust: TrustProxy | false
   /** Counts one answer (its seconds) as GET /query 200 in the request histogram. */
   observe: (seconds: number) => void
@@ -24,6 +25,22 @@ export const CHARGED = Symbol('rate limit charged')
 export type ChargedRequest = IncomingMessage & { [CHARGED]?: { refusal: HttpError | undefined } }
 
 const PREFIX = '/query?sno='
+
+/**
+ * Whether the request names none of the headers a hit must read (content-length,
+ * transfer-encoding, x-request-id, x-forwarded-for), looked for in `rawHeaders` by length, then
+ * name: `req.headers` is an object Node builds on first read, and most requests that are not
+ * proxied (curl, a browser, a load generator) send none of the four.
+ */
+function namesNoneOfOurs (raw: string[]): boolean {
+  for (let i = 0; i < raw.length; i += 2) {
+    const length = raw[i].length
+    if (length !== 14 && length !== 17 && length !== 12 && length !== 15) continue
+    const name = raw[i].toLowerCase()
+    if (name === 'content-length' || name === 'transfer-encoding' || name === 'x-request-id' || name === 'x-forwarded-for') return false
+  }
+  return true
+}
 // The plain form of an order number: no leading zero, at most 16 digits (parseSno's range).
 const PLAIN_SNO = /^[1-9]\d{0,15}$/
 
@@ -63,20 +80,24 @@ export class QueryHitShortcut {
     const url = req.url
     if (url === undefined || !url.startsWith(PREFIX)) return false
     const raw = url.slice(PREFIX.length)
-    if (!PLAIN_SNO.test(raw) || req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined) return false
+    if (!PLAIN_SNO.test(raw)) return false
+    const plain = namesNoneOfOurs(req.rawHeaders)
+    if (!plain && (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined)) return false
     const sno = Number(raw)
     if (sno > Number.MAX_SAFE_INTEGER) return false
-    const body = parts.tracking.held(sno)
+    // One reading of the wall clock for the copy's expiry and the rate limit's window.
+    const now = Date.now()
+    const body = parts.tracking.held(sno, now)
     if (body === undefined) return false
 
     // In the route's order: the rate limit (onRequest), load shedding, then the unknown-sno budget.
-    const key = clientKey(clientAddress(req, parts.trust))
-    const refusal = parts.limiter.chargeClient(key, 1)
-    if (refusal !== undefined || parts.overloaded() || parts.notFound.overBudget(key)) {
+    const key = clientKey(plain ? req.socket.remoteAddress ?? '' : clientAddress(req, parts.trust))
+    const refusal = parts.limiter.chargeClient(key, 1, now)
+    if (refusal !== undefined || parts.overloaded(started) || parts.notFound.overBudget(key, now)) {
       (req as ChargedRequest)[CHARGED] = { refusal }
       return false
     }
-    res.writeHead(200, jsonAnswerHeaders(requestIdOf(req), body.length))
+    res.writeHead(200, jsonAnswerHeaders(plain ? newRequestId() : requestIdOf(req), body.length))
     res.end(body)
     parts.tracking.stats.near++
     this.answered++

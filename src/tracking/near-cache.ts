@@ -74,11 +74,11 @@ export class NearCache {
   }
 
   /** The cached answer, if there is a fresh one and the channel is healthy. */
-  get (sno: number): Buffer | typeof NOT_FOUND | undefined {
+  get (sno: number, now = Date.now()): Buffer | typeof NOT_FOUND | undefined {
     if (!this.enabled) return undefined
     const entry = this.entries.get(sno)
     if (entry?.body === undefined) return undefined
-    if (entry.expires < Date.now()) {
+    if (entry.expires < now) {
       entry.body = undefined
       if (entry.pending === 0) this.entries.delete(sno)
       return undefined

@@ -49,8 +49,8 @@ export class TrackingService {
   }
 
   /** The bytes of a found order's answer held in this process, if any (counts nothing). */
-  held (sno: number): Buffer | undefined {
-    const local = this.near?.get(sno)
+  held (sno: number, now = Date.now()): Buffer | undefined {
+    const local = this.near?.get(sno, now)
     return local === undefined || local === NOT_FOUND ? undefined : local
   }
 
