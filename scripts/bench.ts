@@ -15,7 +15,7 @@ import { autoIncrementStep, insertOrders } from '../src/writes/sql.js'
 import { bulkLoadOrders } from '../src/orders/bulk.js'
 import { buildSummary } from '../src/reports/summary.js'
 import { ReportSchedule } from '../src/reports/slots.js'
-import { startNginx, writeNginxConfig } from './lib/nginx.js'
+import { NGINX, startNginx, writeNginxConfig } from './lib/nginx.js'
 import { freePort } from './lib/ports.js'
 import { summarizeProfile } from './bench/profile.js'
 import { cpuSeconds, wrk, wrkAvailable, type Paths } from './bench/wrk.js'
@@ -314,6 +314,7 @@ async function main (): Promise<void> {
   loadEnvFile()
   // One install each, so that a Flask package the mirror lacks does not keep wrk out.
   if (!wrkAvailable()) installMissing(['wrk'], log)
+  if (!args['skip-nginx'] && !existsSync(NGINX)) installMissing(['nginx'], log)
   if (!args['skip-flask'] && flaskAvailability().runtimeMissing) installMissing(FLASK_PACKAGES, log)
   if (!wrkAvailable()) {
     console.error('wrk is not installed: the benchmark drives every server with it (a separate C process, so the load generator is not the limit).\n  apt-get install -y wrk')
@@ -523,7 +524,8 @@ async function main (): Promise<void> {
 
   // 6. Production shape: PM2 cluster (2 processes) behind nginx, next to the ceiling behind nginx.
   let viaHit: Row | undefined
-  if (!args['skip-nginx'] && existsSync('/usr/sbin/nginx')) {
+  if (!args['skip-nginx'] && !existsSync(NGINX)) log(`nginx rows skipped: ${NGINX} is missing (apt-get install -y nginx)`)
+  if (!args['skip-nginx'] && existsSync(NGINX)) {
     const home = await mkdtemp(path.join(tmpdir(), 'lt-bench-pm2-'))
     const pm2Bin = path.join(root, 'node_modules/.bin/pm2')
     const pm2 = async (...argv: string[]): Promise<string> => (await exec(pm2Bin, argv, { cwd: root, env: { ...process.env, ...env, PM2_HOME: home, PORT: String(apiPort), API_INSTANCES: '2' } })).stdout
