@@ -112,6 +112,12 @@ async function answerSources (base: string): Promise<Record<string, number>> {
   return sources
 }
 
+/** Of the near cache's answers, how many the hit shortcut sent before Fastify. */
+async function shortcutAnswers (base: string): Promise<number> {
+  const text = await (await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })).text()
+  return Number(/^logistics_query_shortcut_answers_total\{[^}]*\} (\d+)/m.exec(text)?.[1] ?? 0)
+}
+
 /** Requests `first`, `first + 1`, … `first + count - 1` with `concurrency` in flight: warms a cache. Returns the bodies, in that order. */
 async function warm (base: string, first: number, count: number, concurrency = 8): Promise<string[]> {
   let next = first
@@ -397,6 +403,7 @@ async function main (): Promise<void> {
 
   const rows: Row[] = []
   const sourcesBefore = await answerSources(apiUrl)
+  const shortcutBefore = await shortcutAnswers(apiUrl)
   // All driven by the same request sequence, so the load generator does the same work for each.
   const pid = (child: ChildProcess) => () => [child.pid as number]
   const [ceilingRow, ceilingTwo, headersRow, realRow, hit] = await compare(db, [
@@ -412,8 +419,9 @@ async function main (): Promise<void> {
   const hitSources = Object.fromEntries(Object.entries(sourcesAfter).map(([source, n]) => [source, n - (sourcesBefore[source] ?? 0)]))
   const answered = Object.values(hitSources).reduce((a, b) => a + b, 0)
   const nearShare = answered === 0 ? 0 : (hitSources.near ?? 0) / answered
-  results.hitAnswerSources = hitSources
-  log(`  the hit load's answers: ${Object.entries(hitSources).map(([source, n]) => `${n} from ${source}`).join(', ')} (${(nearShare * 100).toFixed(2)}% from the process's near cache)`)
+  const viaShortcut = await shortcutAnswers(apiUrl) - shortcutBefore
+  results.hitAnswerSources = { ...hitSources, nearViaShortcut: viaShortcut }
+  log(`  the hit load's answers: ${Object.entries(hitSources).map(([source, n]) => `${n} from ${source}`).join(', ')} (${(nearShare * 100).toFixed(2)}% from the process's near cache, ${viaShortcut} of them sent by the shortcut before Fastify)`)
   for (const row of [ceilingTwo, headersRow, realRow, hit]) against(row, ceilingRow)
   // What the hit costs beyond the headers it must send: against the ceiling that sends them too.
   const hitVsHeaders = pairedRatio(hit, headersRow)

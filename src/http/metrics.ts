@@ -6,12 +6,14 @@ import type { Access } from './auth.js'
 import type { Db } from '../infra/db.js'
 import type { RedisGuard } from '../infra/redis.js'
 import type { TrackingService } from '../tracking/service.js'
+import type { QueryHitShortcut } from '../tracking/hit-shortcut.js'
 import { INGEST_METRICS_SET } from '../ingest/counters.js'
 
 export interface MetricsSources {
   db: Db
   guard: RedisGuard
   tracking: TrackingService
+  shortcut: QueryHitShortcut
   access: Access
 }
 
@@ -59,6 +61,15 @@ export function registerMetrics (app: FastifyInstance, sources: MetricsSources):
     collect () {
       this.reset()
       for (const [source, n] of Object.entries(sources.tracking.stats)) this.inc({ source }, n)
+    }
+  })
+  new Counter({ // eslint-disable-line no-new
+    name: 'logistics_query_shortcut_answers_total',
+    help: '/query answers from this process sent before Fastify (src/tracking/hit-shortcut.ts): a part of source="near" above',
+    registers: [registry],
+    collect () {
+      this.reset()
+      this.inc(sources.shortcut.answered)
     }
   })
 

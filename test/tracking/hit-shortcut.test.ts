@@ -90,6 +90,8 @@ t.test('a held answer is sent by the shortcut exactly as the route sends it', as
   t.same(fast.body, routed.body, 'the same bytes')
   t.same(stable(fast), stable(routed), 'the same headers, in the same order')
   t.match(header(fast, 'x-request-id'), /^[0-9a-f]{8}-[0-9a-z]+$/, 'a request id is made')
+  const metrics = (await app.inject('/metrics')).body
+  t.match(metrics, new RegExp(`^logistics_query_shortcut_answers_total\\{[^}]*\\} ${app.hitShortcut.answered}$`, 'm'), '/metrics counts the shortcut\'s answers')
 })
 
 t.test('the request id from nginx is kept when well formed', async (t) => {
