@@ -131,6 +131,8 @@ export class TrackingCache {
 
   /** The body and the generation (one script call per turn for all lookups). `undefined` when Redis is unavailable or not yet trusted. */
   async read (sno: number): Promise<CachedTracking | undefined> {
+    // Redis known to be away, or not yet trusted: the answer is that now, without a turn's wait.
+    if (!this.guard.available || !this.trusted()) return undefined
     return await this.reads.load(sno)
   }
 

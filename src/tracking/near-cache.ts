@@ -40,6 +40,8 @@ const TTL_SPREAD = 0.2
  */
 export class NearCache {
   private readonly entries = new Map<number, Entry>()
+  /** Where eviction goes on from (see evictIfFull). */
+  private evictCursor: MapIterator<[number, Entry]> | undefined
   private readonly sub: Redis
   private enabled = false
   private heartbeat: NodeJS.Timeout | undefined
@@ -195,13 +197,23 @@ export class NearCache {
   }
 
   private evictIfFull (): void {
-    if (this.entries.size <= this.options.maxEntries) return
-    // Oldest first (Map keeps insertion order); entries being read are skipped.
-    for (const [sno, entry] of this.entries) {
-      if (entry.pending === 0) {
-        this.entries.delete(sno)
-        if (this.entries.size <= this.options.maxEntries) return
+    // Oldest first (Map keeps insertion order); entries being read are skipped. The cursor is kept
+    // from one call to the next: a Map leaves a hole where an entry was deleted until it is
+    // rehashed, so a fresh walk from the front stepped over every earlier eviction's hole (on a
+    // full cache under misses, this loop was the API's costliest function).
+    let wrapped = false
+    while (this.entries.size > this.options.maxEntries) {
+      this.evictCursor ??= this.entries.entries()
+      const next = this.evictCursor.next()
+      if (next.done === true) {
+        this.evictCursor = undefined
+        // Every entry is being read: the table runs over until those reads end.
+        if (wrapped) return
+        wrapped = true
+        continue
       }
+      const [sno, entry] = next.value
+      if (entry.pending === 0) this.entries.delete(sno)
     }
   }
 }

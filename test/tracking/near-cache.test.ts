@@ -119,3 +119,19 @@ t.test('copies made together do not all expire together', async (t) => {
   Date.now = () => start + 60_001
   t.equal(held(), 0, 'all are gone after the TTL')
 })
+
+t.test('a full copy forgets its oldest answers first, never one being read', async (t) => {
+  const near = new NearCache({ url: server.url, prefix: 'near-evict:', maxEntries: 10, ttlMs: 60_000, heartbeatMs: 1000 }, { info () {}, warn () {}, debug () {}, error () {} } as never)
+  t.teardown(async () => { await near.close() })
+  t.ok(await eventually(async () => near.active, 10_000), 'tracking is on')
+  const reading = near.begin(1) // a read of sno 1 under way all along
+  for (let sno = 2; sno <= 500; sno++) {
+    near.offer(sno, near.begin(sno), `{"sno":"${sno}"}`)
+    if (near.size > 11) t.fail(`${near.size} entries after sno ${sno}`)
+  }
+  t.equal(near.size, 10, 'at most maxEntries, counting the one being read')
+  const held = Array.from({ length: 500 }, (_, i) => i + 1).filter((sno) => near.get(sno) !== undefined)
+  t.same(held, Array.from({ length: 9 }, (_, i) => 492 + i), 'the newest nine are held')
+  near.offer(1, reading, '{"sno":"1"}')
+  t.ok(near.get(1) !== undefined, 'the read under way kept its entry and could fill it')
+})
