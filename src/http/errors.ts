@@ -12,14 +12,21 @@ export const ErrorResponse = Type.Object({
 })
 
 export class HttpError extends Error {
-  constructor (
-    readonly statusCode: number,
-    readonly code: string,
-    message: string,
-    readonly headers: Record<string, string> = {}
-  ) {
+  readonly statusCode: number
+  readonly code: string
+  readonly headers: Record<string, string>
+
+  constructor (statusCode: number, code: string, message: string, headers: Record<string, string> = {}) {
+    // A deliberate answer (a 404, a 429, a 503 with its reason), never logged with a stack: none
+    // is taken. Collecting one was the costliest step of answering an unknown sno.
+    const limit = Error.stackTraceLimit
+    Error.stackTraceLimit = 0
     super(message)
+    Error.stackTraceLimit = limit
     this.name = 'HttpError'
+    this.statusCode = statusCode
+    this.code = code
+    this.headers = headers
   }
 }
 
