@@ -1,4 +1,4 @@
-import { dateInZone, isoInZone } from '../hubs/local-time.js'
+import { isoInZone } from '../hubs/local-time.js'
 import type { Location } from '../db/schema.js'
 import type { TrackingRow } from './queries.js'
 import type { TrackingResponseBody } from './schemas.js'
@@ -24,10 +24,12 @@ export function toTrackingResponse (rows: readonly TrackingRow[], hubs: Readonly
     },
     details: rows.map((row) => {
       const at = hub(row.location_id)
+      const time = isoInZone(row.occurred_at, at.timezone)
       return {
         id: row.event_id,
-        date: dateInZone(row.occurred_at, at.timezone),
-        time: isoInZone(row.occurred_at, at.timezone),
+        // The local calendar date: the time's first ten characters (dateInZone, computed once).
+        date: time.slice(0, 10),
+        time,
         status: row.status,
         location_id: row.location_id,
         location_title: at.title
