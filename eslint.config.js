@@ -1,7 +1,7 @@
 import neostandard from 'neostandard'
 
 export default [
-  ...neostandard({ ts: true, ignores: ['dist/**', 'data/**', 'bench/results/**', 'node_modules/**'] }),
+  ...neostandard({ ts: true, ignores: ['dist/**', 'data/**', 'bench/results/**', 'bench/builds/**', 'node_modules/**'] }),
   {
     files: ['migrations/**/*.ts'],
     rules: {

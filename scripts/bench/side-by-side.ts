@@ -25,9 +25,10 @@ import { benchApiEnv, median, waitFor } from './common.js'
  *                                             body, with our six headers, the hot set's real answers
  *   node, node-headers, node-headers-real     the same from bare node:http (CEILING_SERVER=node)
  *   api                                       dist/server.js (the /query hit)
- *   api=DIR                                   DIR/dist/server.js: another build of the API, for an A/B
- *                                             (a copy of the repository's dist/ and package.json in a
- *                                             folder inside it, so that node_modules is found)
+ *   api=DIR                                   DIR/dist/server.js: another build of the API, for an A/B:
+ *                                             mkdir -p bench/builds/base && cp -r dist package.json bench/builds/base/
+ *                                             && ln -s ../../../migrations ../../../src bench/builds/base/
+ *                                             (inside the repository, so that node_modules is found)
  * Data: the database logistics_bench (`npm run bench` leaves it), seeded with 20,000 orders when absent.
  */
 const { values: args } = parseArgs({
