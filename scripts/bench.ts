@@ -107,6 +107,21 @@ async function comSelect (db: Db): Promise<number> {
 }
 
 /** The API's answers so far by where they came from (near, redis, database), from its /metrics. */
+/** Deletes the keys matching `pattern`. */
+async function dropKeys (redis: Redis, pattern: string): Promise<void> {
+  let cursor = '0'
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 5000)
+    cursor = next
+    if (keys.length > 0) await redis.unlink(...keys)
+  } while (cursor !== '0')
+}
+
+/** Empties the /query cache under a key prefix (the patterns the API itself drops after a Redis restart). */
+async function dropCachedAnswers (redis: Redis, prefix: string): Promise<void> {
+  for (const pattern of ['track:v1*', 'gen:v2:*']) await dropKeys(redis, `${prefix}${pattern}`)
+}
+
 async function answerSources (base: string): Promise<Record<string, number>> {
   const text = await (await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })).text()
   const sources: Record<string, number> = {}
@@ -379,15 +394,10 @@ async function main (): Promise<void> {
   }
 
   const redis = new Redis(config.redis.url)
-  const flushCache = async (): Promise<void> => {
-    let cursor = '0'
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', 'bench:*', 'COUNT', 5000)
-      cursor = next
-      if (keys.length > 0) await redis.unlink(...keys)
-    } while (cursor !== '0')
-  }
-  await flushCache()
+  await dropKeys(redis, 'bench:*')
+  // The cached answers and generations only: the boot marker stays, or the API would take Redis
+  // for restarted and stop trusting it for a moment in the middle of a slice.
+  const flushCache = async (): Promise<void> => { await dropCachedAnswers(redis, 'bench:') }
 
   // 2. One API process and the ceilings, each its own process, side by side.
   const [apiPort, ceilingPort, headersPort, realPort] = [await freePort(), await freePort(), await freePort(), await freePort()]
@@ -543,7 +553,11 @@ async function main (): Promise<void> {
   // The reference: this same process's misses while its Redis is up (the main API's miss row
   // comes from a process a minute of load older, measured in turns with the floor).
   const downMisses = walk(HOT_SET + 1, ORDERS - HOT_SET)
-  const upMiss = await scenario(db, http({ name: '/query miss on that process, its Redis up (cold cache)', url: downUrl, expectStatus: 200, paths: downMisses.paths, made: downMisses.made, pids: pid(downApi) }))
+  const privateClient = new Redis(`redis://127.0.0.1:${privateRedisPort}/0`)
+  // After the warm-up, from the first order again on an emptied cache: the whole walk for the slice.
+  const restartDownMisses = async (): Promise<void> => { await dropCachedAnswers(privateClient, 'bench-down:'); downMisses.restart() }
+  const upMiss = await scenario(db, http({ name: '/query miss on that process, its Redis up (cold cache)', url: downUrl, expectStatus: 200, paths: downMisses.paths, made: downMisses.made, before: restartDownMisses, pids: pid(downApi) }))
+  privateClient.disconnect()
   if (downMisses.wrapped) upMiss.note = `ran past the ${ORDERS} orders: some requests were not misses`
   await stopProcess(privateRedis, 'SIGKILL')
   await sleep(1500)

@@ -115,6 +115,9 @@ export function serverOptions (config: Config, shortcut: QueryHitShortcut, trust
     requestTimeout: config.server.requestTimeoutMs,
     // The API takes no bodies (nginx: client_max_body_size 16k) and small headers (8 KiB, as nginx).
     bodyLimit: 16 * 1024,
+    // Fastify's 10 s for a plugin or onReady hook ran out for processes started together on two
+    // busy cores (their modules still loading); a hang still fails the start, after a minute.
+    pluginTimeout: 60_000,
     http: { maxHeaderSize: 8 * 1024 },
     routerOptions: { maxParamLength: 200 },
     clientErrorHandler,

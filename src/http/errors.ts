@@ -21,8 +21,11 @@ export class HttpError extends Error {
     // is taken. Collecting one was the costliest step of answering an unknown sno.
     const limit = Error.stackTraceLimit
     Error.stackTraceLimit = 0
-    super(message)
-    Error.stackTraceLimit = limit
+    try {
+      super(message)
+    } finally {
+      Error.stackTraceLimit = limit
+    }
     this.name = 'HttpError'
     this.statusCode = statusCode
     this.code = code

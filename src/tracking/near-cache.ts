@@ -93,11 +93,13 @@ export class NearCache {
     if (!this.enabled) return -1
     let entry = this.entries.get(sno)
     if (entry === undefined) {
-      entry = { body: undefined, expires: 0, stamp: 0, pending: 0 }
+      // Counted as being read before eviction runs, so that eviction cannot take this entry.
+      entry = { body: undefined, expires: 0, stamp: 0, pending: 1 }
       this.entries.set(sno, entry)
       this.evictIfFull()
+    } else {
+      entry.pending += 1
     }
-    entry.pending += 1
     return entry.stamp
   }
 
