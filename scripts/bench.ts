@@ -15,6 +15,7 @@ import { autoIncrementStep, insertOrders } from '../src/writes/sql.js'
 import { bulkLoadOrders } from '../src/orders/bulk.js'
 import { buildSummary } from '../src/reports/summary.js'
 import { ReportSchedule } from '../src/reports/slots.js'
+import { CACHE_KEY_PATTERNS } from '../src/tracking/cache-setup.js'
 import { NGINX, startNginx, writeNginxConfig } from './lib/nginx.js'
 import { freePort } from './lib/ports.js'
 import { summarizeProfile } from './bench/profile.js'
@@ -62,7 +63,7 @@ const THREADS = Number(args.threads)
 const ROUNDS = DURATION >= 10 ? 10 : Math.max(1, DURATION)
 /** The secondary scenarios run once for this long. */
 const SHORT = Math.max(2, Math.round(DURATION / 2))
-/** More misses than one slice makes on this machine (about 15k a second in 2026-12 runs). */
+/** More misses than one slice makes (12-14k a second in the runs of 2026-12-04). */
 const MISSES_PER_SLICE = 50_000 * Math.max(1, Math.round(DURATION / ROUNDS))
 const HOT_SET = 1000
 const TOKEN = 'bench-admin-token-0123456789abcdef'
@@ -106,7 +107,6 @@ async function comSelect (db: Db): Promise<number> {
   return Number(rows[0]?.Value ?? 0)
 }
 
-/** The API's answers so far by where they came from (near, redis, database), from its /metrics. */
 /** Deletes the keys matching `pattern`. */
 async function dropKeys (redis: Redis, pattern: string): Promise<void> {
   let cursor = '0'
@@ -119,20 +119,18 @@ async function dropKeys (redis: Redis, pattern: string): Promise<void> {
 
 /** Empties the /query cache under a key prefix (the patterns the API itself drops after a Redis restart). */
 async function dropCachedAnswers (redis: Redis, prefix: string): Promise<void> {
-  for (const pattern of ['track:v1*', 'gen:v2:*']) await dropKeys(redis, `${prefix}${pattern}`)
+  for (const pattern of CACHE_KEY_PATTERNS) await dropKeys(redis, `${prefix}${pattern}`)
 }
 
-async function answerSources (base: string): Promise<Record<string, number>> {
+/**
+ * The API's answers so far by where they came from (near, redis, database), and how many of the
+ * near ones the hit shortcut sent before Fastify, from one scrape of its /metrics.
+ */
+async function answerCounts (base: string): Promise<{ sources: Record<string, number>, shortcut: number }> {
   const text = await (await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })).text()
   const sources: Record<string, number> = {}
   for (const [, source, value] of text.matchAll(/^logistics_query_answers_total\{source="(\w+)"[^}]*\} (\d+)/gm)) sources[source] = Number(value)
-  return sources
-}
-
-/** Of the near cache's answers, how many the hit shortcut sent before Fastify. */
-async function shortcutAnswers (base: string): Promise<number> {
-  const text = await (await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })).text()
-  return Number(/^logistics_query_shortcut_answers_total\{[^}]*\} (\d+)/m.exec(text)?.[1] ?? 0)
+  return { sources, shortcut: Number(/^logistics_query_shortcut_answers_total\{[^}]*\} (\d+)/m.exec(text)?.[1] ?? 0) }
 }
 
 /** Requests `first`, `first + 1`, … `first + count - 1` with `concurrency` in flight: warms a cache. Returns the bodies, in that order. */
@@ -199,6 +197,24 @@ function http (target: HttpTarget): Target {
 
 /** A hot set walked by every connection, from sno 1. */
 const hotSet = (): Paths => ({ prefix: '/query?sno=', first: 1, count: HOT_SET })
+
+/**
+ * The orders outside the hot set, each asked for once: a miss while the cache under `prefix` is
+ * cold. Before a slice that could run past the last one (fewer than `minLeft` left), that cache
+ * is emptied (the API's boot marker kept) and the walk starts again, so every request is a miss.
+ */
+function missWalk (redis: Redis, prefix: string, minLeft: number): { walk: ReturnType<typeof walk>, before: () => Promise<void>, noteIfWrapped: (row: Row) => void } {
+  const misses = walk(HOT_SET + 1, ORDERS - HOT_SET)
+  return {
+    walk: misses,
+    before: async () => {
+      if (misses.left >= minLeft) return
+      await dropCachedAnswers(redis, prefix)
+      misses.restart()
+    },
+    noteIfWrapped: (row) => { if (misses.wrapped) row.note = `ran past the ${ORDERS} orders: some requests were not misses` }
+  }
+}
 
 /** A walk through new snos from `first` on, wrapping inside [from, from + span). */
 function walk (from: number, span: number): { paths: () => Paths, made: (n: number) => void, restart: () => void, get next (): number, get left (): number, wrapped: boolean } {
@@ -395,9 +411,6 @@ async function main (): Promise<void> {
 
   const redis = new Redis(config.redis.url)
   await dropKeys(redis, 'bench:*')
-  // The cached answers and generations only: the boot marker stays, or the API would take Redis
-  // for restarted and stop trusting it for a moment in the middle of a slice.
-  const flushCache = async (): Promise<void> => { await dropCachedAnswers(redis, 'bench:') }
 
   // 2. One API process and the ceilings, each its own process, side by side.
   const [apiPort, ceilingPort, headersPort, realPort] = [await freePort(), await freePort(), await freePort(), await freePort()]
@@ -424,8 +437,7 @@ async function main (): Promise<void> {
   log(`single process (wrk -t${THREADS} -c${CONNECTIONS}, ${WARMUP} s warm-up + ${DURATION} s each in ${ROUNDS} interleaved slices); typical answer ${Buffer.byteLength(typical)} bytes`)
 
   const rows: Row[] = []
-  const sourcesBefore = await answerSources(apiUrl)
-  const shortcutBefore = await shortcutAnswers(apiUrl)
+  const countsBefore = await answerCounts(apiUrl)
   // All driven by the same request sequence, so the load generator does the same work for each.
   const pid = (child: ChildProcess) => () => [child.pid as number]
   const [ceilingRow, ceilingTwo, headersRow, realRow, hit] = await compare(db, [
@@ -437,11 +449,11 @@ async function main (): Promise<void> {
   ])
   rows.push(ceilingRow, ceilingTwo, headersRow, realRow, hit)
   // Where the hit load's answers came from: a near cache that is off would make this a Redis benchmark.
-  const sourcesAfter = await answerSources(apiUrl)
-  const hitSources = Object.fromEntries(Object.entries(sourcesAfter).map(([source, n]) => [source, n - (sourcesBefore[source] ?? 0)]))
+  const countsAfter = await answerCounts(apiUrl)
+  const hitSources = Object.fromEntries(Object.entries(countsAfter.sources).map(([source, n]) => [source, n - (countsBefore.sources[source] ?? 0)]))
   const answered = Object.values(hitSources).reduce((a, b) => a + b, 0)
   const nearShare = answered === 0 ? 0 : (hitSources.near ?? 0) / answered
-  const viaShortcut = await shortcutAnswers(apiUrl) - shortcutBefore
+  const viaShortcut = countsAfter.shortcut - countsBefore.shortcut
   results.hitAnswerSources = { ...hitSources, nearViaShortcut: viaShortcut }
   log(`  the hit load's answers: ${Object.entries(hitSources).map(([source, n]) => `${n} from ${source}`).join(', ')} (${(nearShare * 100).toFixed(2)}% from the process's near cache, ${viaShortcut} of them sent by the shortcut before Fastify)`)
   for (const row of [ceilingTwo, headersRow, realRow, hit]) against(row, ceilingRow)
@@ -474,23 +486,19 @@ async function main (): Promise<void> {
 
   // 3. Misses, interleaved with their floor: the cache read and the statement a miss needs, from
   // bare clients in this process (idle otherwise: wrk is its own process), same concurrency, no HTTP.
-  await flushCache()
-  const misses = walk(HOT_SET + 1, ORDERS - HOT_SET)
-  // Ten slices of misses outrun the orders on a fast machine: before a slice that could run out,
-  // the cache is emptied and the walk starts again, so every request measured is a miss.
-  const freshMisses = async (): Promise<void> => {
-    if (misses.left >= MISSES_PER_SLICE) return
-    await flushCache()
-    misses.restart()
-  }
+  // The cached answers and generations only: the boot marker stays, or the API would take Redis
+  // for restarted and stop trusting it for a moment in the middle of a slice.
+  await dropCachedAnswers(redis, 'bench:')
+  // Ten slices of misses outrun the orders on a fast machine.
+  const misses = missWalk(redis, 'bench:', MISSES_PER_SLICE)
   const floor = new MissFloor(config, db, CONNECTIONS)
   let floorSno = HOT_SET + 1
   const nextFloorSno = (): number => HOT_SET + 1 + (floorSno++ - HOT_SET - 1) % (ORDERS - HOT_SET)
   const [miss, floorRow] = await compare(db, [
-    http({ name: '/query miss (each a new order, cold cache)', url: apiUrl, expectStatus: 200, paths: misses.paths, made: misses.made, before: freshMisses, pids: () => [api.pid as number] }),
+    http({ name: '/query miss (each a new order, cold cache)', url: apiUrl, expectStatus: 200, paths: misses.walk.paths, made: misses.walk.made, before: misses.before, pids: () => [api.pid as number] }),
     bare('miss floor: cache script, then the statement (bare clients, no HTTP)', CONNECTIONS, async () => await floor.miss(nextFloorSno()))
   ])
-  if (misses.wrapped) miss.note = `ran past the ${ORDERS} orders: some requests were not misses`
+  misses.noteIfWrapped(miss)
   const mysqlAlone = await scenario(db, bare('MySQL alone: the statement for one order (mysql2)', CONNECTIONS, async () => await floor.select(nextFloorSno())), Math.max(2, Math.round(SHORT / 2)))
   const redisAlone = await scenario(db, bare('Redis alone: the cache script for one order (ioredis)', CONNECTIONS, async () => await floor.read(nextFloorSno())), Math.max(2, Math.round(SHORT / 2)))
   await floor.close()
@@ -552,13 +560,12 @@ async function main (): Promise<void> {
   await warm(downUrl, 1, HOT_SET)
   // The reference: this same process's misses while its Redis is up (the main API's miss row
   // comes from a process a minute of load older, measured in turns with the floor).
-  const downMisses = walk(HOT_SET + 1, ORDERS - HOT_SET)
   const privateClient = new Redis(`redis://127.0.0.1:${privateRedisPort}/0`)
   // After the warm-up, from the first order again on an emptied cache: the whole walk for the slice.
-  const restartDownMisses = async (): Promise<void> => { await dropCachedAnswers(privateClient, 'bench-down:'); downMisses.restart() }
-  const upMiss = await scenario(db, http({ name: '/query miss on that process, its Redis up (cold cache)', url: downUrl, expectStatus: 200, paths: downMisses.paths, made: downMisses.made, before: restartDownMisses, pids: pid(downApi) }))
+  const downMisses = missWalk(privateClient, 'bench-down:', Infinity)
+  const upMiss = await scenario(db, http({ name: '/query miss on that process, its Redis up (cold cache)', url: downUrl, expectStatus: 200, paths: downMisses.walk.paths, made: downMisses.walk.made, before: downMisses.before, pids: pid(downApi) }))
   privateClient.disconnect()
-  if (downMisses.wrapped) upMiss.note = `ran past the ${ORDERS} orders: some requests were not misses`
+  downMisses.noteIfWrapped(upMiss)
   await stopProcess(privateRedis, 'SIGKILL')
   await sleep(1500)
   const down = await scenario(db, http({ name: `/query hot set of ${HOT_SET}, Redis down`, url: downUrl, expectStatus: 200, paths: hotSet, pids: pid(downApi) }))

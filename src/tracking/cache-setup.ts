@@ -13,14 +13,16 @@ export interface CacheStack {
   close: () => void
 }
 
+/** The /query cache's keys (bodies and generations, after the key prefix): what a Redis restart check drops. */
+export const CACHE_KEY_PATTERNS: readonly string[] = ['track:v1*', 'gen:v2:*']
+
 /** The shared /query cache as every process that reads or writes orders uses it. */
 export function createTrackingCache (config: Config, logger: Logger, name = 'redis'): CacheStack {
   const redis = createRedis(config.redis, logger, name)
   const guard = new RedisGuard(redis, logger)
   // On a cluster, one boot marker per master (see ClusterCacheEpoch).
-  const patterns = ['track:v1*', 'gen:v2:*']
-  const clusterEpoch = redis.isCluster ? new ClusterCacheEpoch(guard, logger, patterns) : undefined
-  const epoch: CacheTrust = clusterEpoch ?? new CacheEpoch(guard, logger, patterns)
+  const clusterEpoch = redis.isCluster ? new ClusterCacheEpoch(guard, logger, CACHE_KEY_PATTERNS) : undefined
+  const epoch: CacheTrust = clusterEpoch ?? new CacheEpoch(guard, logger, CACHE_KEY_PATTERNS)
   const cache = new TrackingCache(guard, logger, {
     ttlSeconds: config.cache.ttlSeconds,
     notFoundTtlSeconds: config.cache.notFoundTtlSeconds,
