@@ -45,6 +45,8 @@ declare module 'fastify' {
     hubs: HubDirectory
     /** Answers /query from the near cache before Fastify sees the request (src/tracking/hit-shortcut.ts). */
     hitShortcut: QueryHitShortcut
+    /** Requests per client in the rate limit's window, shared through Redis (for tests and diagnostics). */
+    requestCounts: SharedCounter
     /** Load shedding; `sampled` tells when its measure means something (PM2's ready waits for it). */
     overload: OverloadGuard
     /** Logs, once, which dependency is unreachable and which variable to check (for start-up). */
@@ -175,6 +177,7 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   const requests = new SharedCounter(guard, 'all')
   const notFound = new SharedCounter(guard, 'nf')
   app.decorate('tracking', tracking)
+  app.decorate('requestCounts', requests)
   app.decorate('writer', writer)
   app.decorate('hubs', hubs)
   app.decorate('reportDependencies', async () => {
