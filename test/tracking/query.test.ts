@@ -82,7 +82,7 @@ t.test('a miss fills the cache for CACHE_TTL_SECONDS; a hit sends the same bytes
   const key = `${prefix}track:v1:{${o.sno}}`
   t.equal(await redis.exists(key), 0, 'cold')
   const miss = await app.inject(`/query?sno=${o.sno}`)
-  t.ok(await eventually(async () => await redis.exists(key) === 1), 'filled after the miss')
+  t.ok(await eventually(async () => await redis.exists(key) === 1, 30_000), 'filled after the miss')
   const ttl = await redis.ttl(key)
   t.ok(ttl > config.cache.ttlSeconds - 5 && ttl <= config.cache.ttlSeconds, `TTL ${ttl} ≈ ${config.cache.ttlSeconds}`)
   t.equal(await redis.get(key), miss.body, 'the stored value is the serialized body')
@@ -100,7 +100,7 @@ t.test('unknown orders are remembered briefly, and a new order replaces that at 
   const next = order.sno + 1000
   const key = `${prefix}track:v1:{${next}}`
   t.equal((await app.inject(`/query?sno=${next}`)).statusCode, 404)
-  t.ok(await eventually(async () => await redis.exists(key) === 1), '404 cached')
+  t.ok(await eventually(async () => await redis.exists(key) === 1, 30_000), '404 cached')
   const ttl = await redis.ttl(key)
   t.ok(ttl > 0 && ttl <= config.cache.notFoundTtlSeconds, `short TTL (${ttl} s)`)
   t.equal((await app.inject(`/query?sno=${next}`)).statusCode, 404, 'served from the cache')
@@ -118,7 +118,7 @@ t.test('a write invalidates the cached answer after commit', async (t) => {
   const first = (await app.inject(`/query?sno=${o.sno}`)).json()
   t.equal(first.recipient.name, '李大同')
   const key = `${prefix}track:v1:{${o.sno}}`
-  t.ok(await eventually(async () => await redis.exists(key) === 1))
+  t.ok(await eventually(async () => await redis.exists(key) === 1, 30_000))
 
   await database.db.updateTable('recipients').set({ name: '陳美麗' }).where('id', '=', o.recipientId).execute()
   t.equal((await app.inject(`/query?sno=${o.sno}`)).json().recipient.name, '李大同', 'cached until invalidated')
