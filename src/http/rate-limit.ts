@@ -56,8 +56,10 @@ interface CounterCommands {
  * process through Redis without a Redis round trip per request: each process counts locally
  * and reports its counts every `flushMs` (one pipelined script call per active client), reading
  * back the cluster-wide totals; a client's first request in a window also fetches its total in
- * the background. A client can overshoot a limit by what the other processes admitted in the
- * last flush interval. With Redis away, counts stay local (each process limits on its own), so
+ * the background. A process's view of the others' counts for a client is as fresh as its last
+ * exchange for that client (its first request there in the window, or its last report of new
+ * hits), so a client can overshoot a limit by what the other processes admitted since: at most a
+ * flush interval's worth for a client that keeps coming to every process. With Redis away, counts stay local (each process limits on its own), so
  * the service never fails closed. Memory is bounded: past `maxClients` in a window, the clients
  * with the fewest hits are forgotten first, so a flood of addresses costs nobody else a refusal.
  */
@@ -101,6 +103,12 @@ export class SharedCounter {
   current (key: string, now: number): number {
     const window = this.windows.get(key)
     return window === undefined || window.id !== Math.floor(now / this.windowMs) ? 0 : window.others + window.local
+  }
+
+  /** Whether Redis holds all of this process's hits for `key` in this window (they are visible to the other processes). */
+  reported (key: string, now = Date.now()): boolean {
+    const window = this.windows.get(key)
+    return window === undefined || window.id !== Math.floor(now / this.windowMs) || window.sent === window.local
   }
 
   /** The ms left in the window `now` falls in. */

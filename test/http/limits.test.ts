@@ -57,6 +57,10 @@ t.test('the limit holds across API processes (counts meet in Redis)', async (t) 
   const statuses: number[] = []
   for (let i = 0; i < 20; i++) statuses.push((await from(ip, `/query?sno=${order.sno}`)).statusCode)
   const viaOther = async (): Promise<number> => (await other.inject({ url: `/query?sno=${order.sno}`, headers: { 'x-forwarded-for': ip } })).statusCode
+  // A process learns the others' counts when it first sees a client in a window and whenever it
+  // reports new hits of that client: so the first process's 20 must be in Redis before the other
+  // sees its first request (with one request, the other reports once and may do so before them).
+  t.ok(await eventually(() => app.requestCounts.reported(ip), 30_000), 'the first process has reported its 20')
   // The other process's first request for this client; then wait (rather than for a fixed time)
   // until its count holds the first process's 20, learnt from Redis by that request or a flush.
   statuses.push(await viaOther())
