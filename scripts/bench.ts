@@ -413,7 +413,7 @@ async function main (): Promise<void> {
   await dropKeys(redis, 'bench:*')
 
   // 2. One API process and the ceilings, each its own process, side by side.
-  const [apiPort, ceilingPort, headersPort, realPort] = [await freePort(), await freePort(), await freePort(), await freePort()]
+  const [apiPort, ceilingPort, headersPort, realPort, nodePort] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()]
   const profileDir = path.join(root, 'bench/results/profiles')
   if (args.profile) await mkdir(profileDir, { recursive: true })
   let api = track(spawnProcess(process.execPath, [...(args.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), 'dist/server.js'], { ...env, PORT: String(apiPort) }))
@@ -430,9 +430,13 @@ async function main (): Promise<void> {
   const bodiesFile = path.join(await mkdtemp(path.join(tmpdir(), 'lt-bench-bodies-')), 'hot-set.json')
   await writeFile(bodiesFile, JSON.stringify(hotBodies))
   const ceilingReal = track(spawnProcess(process.execPath, ['scripts/bench/ceiling.js'], { PORT: String(realPort), CEILING_BODY: typical, CEILING_BODIES_FILE: bodiesFile }))
+  // And what the hit's own work sits on: bare node:http sending the same headers and answers the
+  // way the shortcut does, with nothing else in its process. No Node process sends them faster.
+  const bareNode = track(spawnProcess(process.execPath, ['scripts/bench/ceiling.js'], { PORT: String(nodePort), CEILING_BODY: typical, CEILING_BODIES_FILE: bodiesFile, CEILING_HEADERS: '1', CEILING_SERVER: 'node' }))
   await waitFor(`http://127.0.0.1:${ceilingPort}/query`)
   await waitFor(`http://127.0.0.1:${headersPort}/query`)
   await waitFor(`http://127.0.0.1:${realPort}/query?sno=1`)
+  await waitFor(`http://127.0.0.1:${nodePort}/query?sno=1`)
   results.bodyBytes = Buffer.byteLength(typical)
   log(`single process (wrk -t${THREADS} -c${CONNECTIONS}, ${WARMUP} s warm-up + ${DURATION} s each in ${ROUNDS} interleaved slices); typical answer ${Buffer.byteLength(typical)} bytes`)
 
@@ -440,14 +444,15 @@ async function main (): Promise<void> {
   const countsBefore = await answerCounts(apiUrl)
   // All driven by the same request sequence, so the load generator does the same work for each.
   const pid = (child: ChildProcess) => () => [child.pid as number]
-  const [ceilingRow, ceilingTwo, headersRow, realRow, hit] = await compare(db, [
+  const [ceilingRow, ceilingTwo, headersRow, realRow, nodeRow, hit] = await compare(db, [
     http({ name: 'ceiling (bare Fastify, constant body)', url: `http://127.0.0.1:${ceilingPort}`, expectStatus: 200, paths: hotSet, pids: pid(ceiling) }),
     http({ name: 'ceiling, wrk with 2 threads (generator check)', url: `http://127.0.0.1:${ceilingPort}`, expectStatus: 200, paths: hotSet, pids: pid(ceiling), threads: 2 }),
     http({ name: 'ceiling + our 6 headers', url: `http://127.0.0.1:${headersPort}`, expectStatus: 200, paths: hotSet, pids: pid(ceilingHeaders) }),
     http({ name: `ceiling sending the hot set's ${HOT_SET} real answers`, url: `http://127.0.0.1:${realPort}`, expectStatus: 200, paths: hotSet, pids: pid(ceilingReal) }),
+    http({ name: 'bare node:http sending the same answers and our 6 headers', url: `http://127.0.0.1:${nodePort}`, expectStatus: 200, paths: hotSet, pids: pid(bareNode) }),
     http({ name: `/query hit (hot set of ${HOT_SET})`, url: apiUrl, expectStatus: 200, paths: hotSet, pids: () => [api.pid as number] })
   ])
-  rows.push(ceilingRow, ceilingTwo, headersRow, realRow, hit)
+  rows.push(ceilingRow, ceilingTwo, headersRow, realRow, nodeRow, hit)
   // Where the hit load's answers came from: a near cache that is off would make this a Redis benchmark.
   const countsAfter = await answerCounts(apiUrl)
   const hitSources = Object.fromEntries(Object.entries(countsAfter.sources).map(([source, n]) => [source, n - (countsBefore.sources[source] ?? 0)]))
@@ -456,13 +461,16 @@ async function main (): Promise<void> {
   const viaShortcut = countsAfter.shortcut - countsBefore.shortcut
   results.hitAnswerSources = { ...hitSources, nearViaShortcut: viaShortcut }
   log(`  the hit load's answers: ${Object.entries(hitSources).map(([source, n]) => `${n} from ${source}`).join(', ')} (${(nearShare * 100).toFixed(2)}% from the process's near cache, ${viaShortcut} of them sent by the shortcut before Fastify)`)
-  for (const row of [ceilingTwo, headersRow, realRow, hit]) against(row, ceilingRow)
+  for (const row of [ceilingTwo, headersRow, realRow, nodeRow, hit]) against(row, ceilingRow)
   // What the hit costs beyond the headers it must send: against the ceiling that sends them too.
   const hitVsHeaders = pairedRatio(hit, headersRow)
   log(`  the hit against the ceiling with our 6 headers: ${hitVsHeaders.toFixed(2)}`)
   // And beyond the bytes it must send: against the ceiling that sends the same thousand answers.
   const hitVsReal = pairedRatio(hit, realRow)
   log(`  the hit against the ceiling sending the same ${HOT_SET} answers: ${hitVsReal.toFixed(2)}`)
+  // And beyond what any Node process must do to send them: against bare node:http doing just that.
+  const hitVsNode = pairedRatio(hit, nodeRow)
+  log(`  the hit against bare node:http sending the same answers and headers: ${hitVsNode.toFixed(2)}`)
   const generatorSpread = Math.abs((ceilingTwo.ratio ?? 0) - 1)
   const generatorOk = generatorSpread <= 0.1
   log(`  generator check: the ceiling with 2 wrk threads gives ${(ceilingTwo.ratio ?? 0).toFixed(2)}× what 1 gives ` +
@@ -471,6 +479,7 @@ async function main (): Promise<void> {
   await stopProcess(ceiling)
   await stopProcess(ceilingHeaders)
   await stopProcess(ceilingReal)
+  await stopProcess(bareNode)
   await rm(path.dirname(bodiesFile), { recursive: true, force: true })
 
   let profile: string | undefined
@@ -632,6 +641,7 @@ async function main (): Promise<void> {
   results.generatorCheck = { oneThread: ceilingRow.reqPerSec, twoThreads: ceilingTwo.reqPerSec, spread: generatorSpread }
   results.hitVsCeilingWithHeaders = hitVsHeaders
   results.hitVsCeilingWithRealAnswers = hitVsReal
+  results.hitVsBareNodeWithHeaders = hitVsNode
   const targets: Record<string, boolean | undefined> = {
     'generator not the limit (ceiling with 1 and 2 wrk threads within 10%)': generatorOk,
     'hit ≥ 0.90 ceiling': (hit.ratio ?? 0) >= 0.9,
@@ -655,8 +665,8 @@ async function main (): Promise<void> {
   await writeFile(file, JSON.stringify(results, null, 2))
 
   console.log(`\n${table(rows)}\n`)
-  console.log('ratio: against the ceiling (rows 2-5), the miss floor (miss), the miss (Redis down), nginx → ceiling (nginx rows); server µs/req: CPU of all the server\'s processes per answer')
-  console.log(`the hit against the ceiling that also sends our 6 headers: ${hitVsHeaders.toFixed(2)}; against the ceiling sending the same ${HOT_SET} answers: ${hitVsReal.toFixed(2)}`)
+  console.log('ratio: against the ceiling (rows 2-6), the miss floor (miss), the miss (Redis down), nginx → ceiling (nginx rows); server µs/req: CPU of all the server\'s processes per answer')
+  console.log(`the hit against the ceiling that also sends our 6 headers: ${hitVsHeaders.toFixed(2)}; against the ceiling sending the same ${HOT_SET} answers: ${hitVsReal.toFixed(2)}; against bare node:http sending the same answers and headers: ${hitVsNode.toFixed(2)}`)
   console.log(`generator: wrk -t${THREADS} -c${CONNECTIONS}; the ceiling with 2 threads gave ${(ceilingTwo.ratio ?? 0).toFixed(2)}× the 1-thread figure` +
     ` (${generatorOk ? 'wrk is not the limit' : 'CHECK: the generator may be the limit'}); wrk CPU ${ceilingRow.generatorCpuSeconds} s vs ceiling CPU ${ceilingRow.serverCpuSeconds} s`)
   if (flask.deployed) {
