@@ -23,13 +23,19 @@ function table (headers, rows) {
     el('tbody', {}, rows.map((r) => el('tr', {}, r.map((c, i) => i === 0 ? el('th', { scope: 'row' }, c) : el('td', { class: 'num' }, typeof c === 'number' ? number.format(c) : c))))))
 }
 
+// Chart.js (4.6) holds a resize that comes while a chart animates for the next draw; one that comes
+// in the frame of an animation's last step gets none, and the canvas keeps its old width (wider
+// than a phone's screen after a reflow). So each chart is fitted to its box again once an
+// animation ends: a no-op when the size has not changed.
+const refit = ({ chart }) => chart.resize()
+
 function chart (id, config) {
   return new Chart(document.getElementById(id), {
     ...config,
     options: {
       responsive: true,
       maintainAspectRatio: false,
-      animation: reduced ? false : { duration: 300 },
+      animation: reduced ? false : { duration: 300, onComplete: refit },
       plugins: { legend: { display: false } },
       ...config.options
     }
