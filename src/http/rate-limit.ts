@@ -59,9 +59,10 @@ interface CounterCommands {
  * the background. A process's view of the others' counts for a client is as fresh as its last
  * exchange for that client (its first request there in the window, or its last report of new
  * hits), so a client can overshoot a limit by what the other processes admitted since: at most a
- * flush interval's worth for a client that keeps coming to every process. With Redis away, counts stay local (each process limits on its own), so
- * the service never fails closed. Memory is bounded: past `maxClients` in a window, the clients
- * with the fewest hits are forgotten first, so a flood of addresses costs nobody else a refusal.
+ * flush interval's worth for a client that keeps coming to every process. With Redis away,
+ * counts stay local (each process limits on its own), so the service never fails closed.
+ * Memory is bounded: past `maxClients` in a window, the clients with the fewest hits are
+ * forgotten first, so a flood of addresses costs nobody else a refusal.
  */
 export class SharedCounter {
   private readonly windows = new Map<string, Window>()
