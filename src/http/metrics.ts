@@ -64,6 +64,17 @@ export function registerMetrics (app: FastifyInstance, sources: MetricsSources):
     }
   })
   new Counter({ // eslint-disable-line no-new
+    name: 'logistics_query_near_renewals_total',
+    help: 'Copies in this process read again from Redis before they expired: asked, and renewed (Redis still held the answer)',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+    collect () {
+      this.reset()
+      this.inc({ outcome: 'asked' }, sources.tracking.renewals.asked)
+      this.inc({ outcome: 'renewed' }, sources.tracking.renewals.renewed)
+    }
+  })
+  new Counter({ // eslint-disable-line no-new
     name: 'logistics_query_shortcut_answers_total',
     help: '/query answers from this process sent before Fastify (src/tracking/hit-shortcut.ts): a part of source="near" above',
     registers: [registry],

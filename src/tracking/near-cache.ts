@@ -6,6 +6,10 @@ interface Entry {
   /** The answer's bytes, or NOT_FOUND for a known unknown sno. */
   body: Buffer | typeof NOT_FOUND | undefined
   expires: number
+  /** From when a read of the copy asks for it to be renewed (see RENEW_SHARE). */
+  renewAt: number
+  /** A renewal was asked for and has not landed: it is asked for once a copy. */
+  renewing: boolean
   /** Bumped by every invalidation, so that a read that started before one cannot fill. */
   stamp: number
   /** Reads in progress: the entry is kept (empty) while any is under way. */
@@ -28,6 +32,14 @@ const CHANNEL = '__redis__:invalidate'
  * Redis reads through the full route that held every other request up.
  */
 const TTL_SPREAD = 0.2
+/**
+ * A copy read in the last tenth of its life is read again from Redis (`renew`) while it goes on
+ * being served: a copy in use is replaced before it expires, so that no request for it waits
+ * on the way through Redis, and no wave of them when the copies of a hot set were made
+ * together. The new copy is as fresh as any other read of Redis; one not read near its end
+ * expires as before.
+ */
+const RENEW_SHARE = 0.1
 
 /**
  * A small in-process copy of recently read /query answers, kept coherent by Redis itself:
@@ -47,6 +59,11 @@ export class NearCache {
   private heartbeat: NodeJS.Timeout | undefined
   /** Tracking could not be turned on over the connection now open: the next heartbeat reconnects to try again. */
   private trackingFailed = false
+  /**
+   * Reads `sno` again from Redis and offers the result (begin, then offer), without waiting on
+   * the read that asked for it; set by the tracking service. Unset: copies simply expire.
+   */
+  renew: ((sno: number) => void) | undefined
 
   constructor (private readonly options: NearCacheOptions, private readonly logger: Logger) {
     this.sub = new Redis(options.url, {
@@ -85,6 +102,10 @@ export class NearCache {
       if (entry.pending === 0) this.entries.delete(sno)
       return undefined
     }
+    if (entry.renewAt < now && !entry.renewing && this.renew !== undefined) {
+      entry.renewing = true
+      this.renew(sno)
+    }
     return entry.body
   }
 
@@ -94,7 +115,7 @@ export class NearCache {
     let entry = this.entries.get(sno)
     if (entry === undefined) {
       // Counted as being read before eviction runs, so that eviction cannot take this entry.
-      entry = { body: undefined, expires: 0, stamp: 0, pending: 1 }
+      entry = { body: undefined, expires: 0, renewAt: 0, renewing: false, stamp: 0, pending: 1 }
       this.entries.set(sno, entry)
       this.evictIfFull()
     } else {
@@ -112,7 +133,11 @@ export class NearCache {
     if (this.enabled && body !== null && entry.stamp === stamp) {
       // Kept as bytes: a hit is then written to the socket without even a UTF-8 encoding.
       entry.body = body === NOT_FOUND ? NOT_FOUND : Buffer.from(body)
-      entry.expires = Date.now() + Math.min(ttlMs, this.options.ttlMs) * (1 - TTL_SPREAD * Math.random())
+      const now = Date.now()
+      const life = Math.min(ttlMs, this.options.ttlMs) * (1 - TTL_SPREAD * Math.random())
+      entry.expires = now + life
+      entry.renewAt = now + life * (1 - RENEW_SHARE)
+      entry.renewing = false
     } else if (entry.pending === 0 && entry.body === undefined) {
       this.entries.delete(sno)
     }

@@ -36,10 +36,13 @@ export class TrackingService {
     private readonly near?: NearCache
   ) {
     this.rows = new Batcher(async (snos) => await findTrackingRowsMany(db, snos), [])
+    if (near !== undefined) near.renew = (sno) => { this.renew(near, sno) }
   }
 
   /** Where answers came from since start (read by /metrics; plain counts cost nothing per request). */
   readonly stats = { near: 0, redis: 0, database: 0 }
+  /** Near-cache copies read again from Redis before they expired (NearCache.renew), and how many of those reads gave a new copy. */
+  readonly renewals = { asked: 0, renewed: 0 }
 
   /** The answer held in this process, if any: the bytes, or NOT_FOUND. */
   peek (sno: number): Buffer | typeof NOT_FOUND | undefined {
@@ -83,6 +86,21 @@ export class TrackingService {
     } finally {
       if (this.flights.get(sno) === entry) this.flights.delete(sno)
     }
+  }
+
+  /**
+   * A copy in use near the end of its life, read again from Redis (batched with the turn's other
+   * reads) while the old one is served. Nothing comes from MySQL here: a body Redis no longer
+   * holds leaves the copy to expire, and the next request takes the usual way.
+   */
+  private renew (near: NearCache, sno: number): void {
+    this.renewals.asked++
+    const stamp = near.begin(sno)
+    this.cache.read(sno).then((cached) => {
+      const body = cached?.body ?? null
+      if (body !== null) this.renewals.renewed++
+      near.offer(sno, stamp, body, body === NOT_FOUND ? this.options.notFoundTtlMs : undefined)
+    }, () => { near.offer(sno, stamp, null) })
   }
 
   /** How many answers this process holds, and whether it uses them (for tests and diagnostics). */

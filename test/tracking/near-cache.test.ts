@@ -135,3 +135,64 @@ t.test('a full copy forgets its oldest answers first, never one being read', asy
   near.offer(1, reading, '{"sno":"1"}')
   t.ok(near.get(1) !== undefined, 'the read under way kept its entry and could fill it')
 })
+
+t.test('a copy read in the last tenth of its life is renewed while it is served', async (t) => {
+  const near = new NearCache({ url: server.url, prefix: 'near-renew:', maxEntries: 100, ttlMs: 60_000, heartbeatMs: 1000 }, { info () {}, warn () {}, debug () {}, error () {} } as never)
+  t.teardown(async () => { await near.close() })
+  t.ok(await eventually(async () => near.active, 10_000), 'tracking is on')
+  const realNow = Date.now
+  const realRandom = Math.random
+  t.teardown(() => { Date.now = realNow; Math.random = realRandom })
+  Math.random = () => 0 // each copy lives its whole TTL (no spread), so the window is known: 54-60 s
+  const start = realNow()
+  Date.now = () => start
+  // The renewals asked for, each to be answered by the test (as the tracking service would, from Redis).
+  const asked: Array<{ sno: number, stamp: number }> = []
+  near.renew = (sno) => { asked.push({ sno, stamp: near.begin(sno) }) }
+  for (const sno of [1, 2, 3]) near.offer(sno, near.begin(sno), `{"v":"${sno}-old"}`)
+
+  Date.now = () => start + 53_900
+  t.equal(String(near.get(1)), '{"v":"1-old"}')
+  t.equal(asked.length, 0, 'not before the last tenth')
+
+  Date.now = () => start + 54_100
+  for (const sno of [1, 2, 3]) t.equal(String(near.get(sno)), `{"v":"${sno}-old"}`, `copy ${sno} is served while it is renewed`)
+  near.get(1)
+  t.same(asked.map((a) => a.sno), [1, 2, 3], 'one renewal a copy, however often it is read')
+
+  // 1: Redis has a newer answer; 2: an invalidation comes in while it is read; 3: Redis has nothing.
+  near.invalidate(2)
+  Date.now = () => start + 54_200
+  near.offer(1, asked[0].stamp, '{"v":"1-new"}')
+  near.offer(2, asked[1].stamp, '{"v":"2-stale"}')
+  near.offer(3, asked[2].stamp, null)
+  t.equal(String(near.get(1)), '{"v":"1-new"}', 'the renewed copy replaces the old one at once')
+  t.equal(near.get(2), undefined, 'a renewal that raced an invalidation is not kept')
+
+  Date.now = () => start + 60_001
+  t.equal(String(near.get(1)), '{"v":"1-new"}', 'the renewed copy outlives the old one')
+  t.equal(near.get(3), undefined, 'a copy Redis no longer held expires as before')
+  Date.now = () => start + 54_200 + 54_100
+  near.get(1)
+  t.same(asked.map((a) => a.sno), [1, 2, 3, 1], 'and the renewed copy is renewed in its own last tenth')
+})
+
+t.test('an answer in steady demand keeps being served from the process, renewed from Redis, never from MySQL again', async (t) => {
+  // A one-second copy, so that a few seconds of reading cross several of its ends.
+  const short = testConfig('tracking_near_cache', { REDIS_URL: server.url, NEAR_CACHE_TTL_SECONDS: '1', RATE_LIMIT_PER_MINUTE: '0', RATE_LIMIT_NOT_FOUND_PER_MINUTE: '0' })
+  const app = await buildApp(short)
+  t.teardown(async () => { await app.close() })
+  await app.ready()
+  t.ok(await eventually(async () => app.tracking.nearActive(), 10_000), 'the near cache is on')
+  const order = await insertKnownOrder(db)
+  const before = { ...app.tracking.stats }
+  let failed = 0
+  t.ok(await eventually(async () => {
+    if ((await app.inject(`/query?sno=${order.sno}`)).statusCode !== 200) failed++
+    return app.tracking.renewals.renewed >= 3
+  }, 60_000), 'the copy was renewed three times')
+  t.equal(failed, 0, 'every request was answered')
+  t.equal(app.tracking.stats.database - before.database, 1, 'MySQL was read once, for the first request')
+  t.ok(app.tracking.renewals.asked >= app.tracking.renewals.renewed, `renewals asked ${app.tracking.renewals.asked}, renewed ${app.tracking.renewals.renewed}`)
+  t.match((await app.inject('/metrics')).body, /logistics_query_near_renewals_total\{outcome="renewed"[^}]*\} [1-9]/, 'the renewals are in /metrics')
+})
