@@ -8,7 +8,7 @@ interface Entry {
   expires: number
   /** From when a read of the copy asks for it to be renewed (see RENEW_SHARE). */
   renewAt: number
-  /** A renewal was asked for and has not landed: it is asked for once a copy. */
+  /** A renewal of this copy is under way (one at a time). */
   renewing: boolean
   /** Bumped by every invalidation, so that a read that started before one cannot fill. */
   stamp: number
@@ -33,13 +33,19 @@ const CHANNEL = '__redis__:invalidate'
  */
 const TTL_SPREAD = 0.2
 /**
- * A copy read in the last tenth of its life is read again from Redis (`renew`) while it goes on
- * being served: a copy in use is replaced before it expires, so that no request for it waits
- * on the way through Redis, and no wave of them when the copies of a hot set were made
- * together. The new copy is as fresh as any other read of Redis; one not read near its end
- * expires as before.
+ * A copy read in the last quarter of its life is read again from Redis (`reread`) while it goes
+ * on being served: a copy in use is replaced before it expires, so that no request for it waits
+ * on the way through Redis. The new copy is as fresh as any other read of Redis; one not read
+ * near its end expires as before.
  */
-const RENEW_SHARE = 0.1
+const RENEW_SHARE = 0.25
+/**
+ * Renewals under way at once. When many copies come due together (a hot set after a quiet
+ * spell), an unbounded burst would read them all in one reply and parse it in one turn, holding
+ * every other request up; the rest are asked for by their next reads, still within their last
+ * quarter.
+ */
+export const MAX_RENEWALS = 32
 
 /**
  * A small in-process copy of recently read /query answers, kept coherent by Redis itself:
@@ -60,10 +66,11 @@ export class NearCache {
   /** Tracking could not be turned on over the connection now open: the next heartbeat reconnects to try again. */
   private trackingFailed = false
   /**
-   * Reads `sno` again from Redis and offers the result (begin, then offer), without waiting on
-   * the read that asked for it; set by the tracking service. Unset: copies simply expire.
+   * Reads `sno` again from Redis for a renewal (its body, or null, and the TTL it is kept for);
+   * set by the tracking service. Unset: copies simply expire.
    */
-  renew: ((sno: number) => void) | undefined
+  reread: ((sno: number) => Promise<{ body: string | null, ttlMs?: number }>) | undefined
+  private renewals = 0
 
   constructor (private readonly options: NearCacheOptions, private readonly logger: Logger) {
     this.sub = new Redis(options.url, {
@@ -102,11 +109,29 @@ export class NearCache {
       if (entry.pending === 0) this.entries.delete(sno)
       return undefined
     }
-    if (entry.renewAt < now && !entry.renewing && this.renew !== undefined) {
-      entry.renewing = true
-      this.renew(sno)
-    }
+    if (entry.renewAt < now && !entry.renewing && this.renewals < MAX_RENEWALS && this.reread !== undefined) this.renew(sno, entry, this.reread)
     return entry.body
+  }
+
+  /** Renewals under way now (for tests and diagnostics). */
+  get renewing (): number {
+    return this.renewals
+  }
+
+  /** Reads a copy again while it is served; kept as any read is (offer), unless invalidated meanwhile. */
+  private renew (sno: number, entry: Entry, reread: NonNullable<NearCache['reread']>): void {
+    entry.renewing = true
+    this.renewals++
+    const stamp = this.begin(sno)
+    const done = (body: string | null, ttlMs?: number): void => {
+      this.renewals--
+      entry.renewing = false
+      const due = entry.renewAt
+      this.offer(sno, stamp, body, ttlMs)
+      // Not renewed (Redis no longer held it, or an invalidation came in): not asked again for this copy.
+      if (entry.renewAt === due) entry.renewAt = Infinity
+    }
+    reread(sno).then(({ body, ttlMs }) => { done(body, ttlMs) }, () => { done(null) })
   }
 
   /** Call before reading Redis for `sno`; pass the result to `offer` (or `abandon`). */
@@ -137,7 +162,6 @@ export class NearCache {
       const life = Math.min(ttlMs, this.options.ttlMs) * (1 - TTL_SPREAD * Math.random())
       entry.expires = now + life
       entry.renewAt = now + life * (1 - RENEW_SHARE)
-      entry.renewing = false
     } else if (entry.pending === 0 && entry.body === undefined) {
       this.entries.delete(sno)
     }

@@ -36,7 +36,7 @@ export class TrackingService {
     private readonly near?: NearCache
   ) {
     this.rows = new Batcher(async (snos) => await findTrackingRowsMany(db, snos), [])
-    if (near !== undefined) near.renew = (sno) => { this.renew(near, sno) }
+    if (near !== undefined) near.reread = async (sno) => await this.reread(sno)
   }
 
   /** Where answers came from since start (read by /metrics; plain counts cost nothing per request). */
@@ -90,17 +90,14 @@ export class TrackingService {
 
   /**
    * A copy in use near the end of its life, read again from Redis (batched with the turn's other
-   * reads) while the old one is served. Nothing comes from MySQL here: a body Redis no longer
-   * holds leaves the copy to expire, and the next request takes the usual way.
+   * reads) while the old one is served (NearCache.reread). Nothing comes from MySQL here: a body
+   * Redis no longer holds leaves the copy to expire, and the next request takes the usual way.
    */
-  private renew (near: NearCache, sno: number): void {
+  private async reread (sno: number): Promise<{ body: string | null, ttlMs?: number }> {
     this.renewals.asked++
-    const stamp = near.begin(sno)
-    this.cache.read(sno).then((cached) => {
-      const body = cached?.body ?? null
-      if (body !== null) this.renewals.renewed++
-      near.offer(sno, stamp, body, body === NOT_FOUND ? this.options.notFoundTtlMs : undefined)
-    }, () => { near.offer(sno, stamp, null) })
+    const body = (await this.cache.read(sno))?.body ?? null
+    if (body !== null) this.renewals.renewed++
+    return { body, ttlMs: body === NOT_FOUND ? this.options.notFoundTtlMs : undefined }
   }
 
   /** How many answers this process holds, and whether it uses them (for tests and diagnostics). */

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { Redis } from 'ioredis'
 import { buildApp } from '../../src/app.js'
-import { NearCache } from '../../src/tracking/near-cache.js'
+import { MAX_RENEWALS, NearCache } from '../../src/tracking/near-cache.js'
 import { testConfig } from '../helpers/config.js'
 import { freshDatabase } from '../helpers/database.js'
 import { clearKeys, PrivateRedis } from '../helpers/redis.js'
@@ -136,45 +136,72 @@ t.test('a full copy forgets its oldest answers first, never one being read', asy
   t.ok(near.get(1) !== undefined, 'the read under way kept its entry and could fill it')
 })
 
-t.test('a copy read in the last tenth of its life is renewed while it is served', async (t) => {
+t.test('a copy read in the last quarter of its life is renewed while it is served', async (t) => {
   const near = new NearCache({ url: server.url, prefix: 'near-renew:', maxEntries: 100, ttlMs: 60_000, heartbeatMs: 1000 }, { info () {}, warn () {}, debug () {}, error () {} } as never)
   t.teardown(async () => { await near.close() })
   t.ok(await eventually(async () => near.active, 10_000), 'tracking is on')
   const realNow = Date.now
   const realRandom = Math.random
   t.teardown(() => { Date.now = realNow; Math.random = realRandom })
-  Math.random = () => 0 // each copy lives its whole TTL (no spread), so the window is known: 54-60 s
+  Math.random = () => 0 // each copy lives its whole TTL (no spread), so its last quarter is 45-60 s
   const start = realNow()
   Date.now = () => start
-  // The renewals asked for, each to be answered by the test (as the tracking service would, from Redis).
-  const asked: Array<{ sno: number, stamp: number }> = []
-  near.renew = (sno) => { asked.push({ sno, stamp: near.begin(sno) }) }
+  // The rereads asked for, each answered when the test says (as Redis would answer the tracking service).
+  const asked: Array<{ sno: number, answer: (body: string | null) => void }> = []
+  near.reread = async (sno) => await new Promise((resolve) => asked.push({ sno, answer: (body) => { resolve({ body }) } }))
   for (const sno of [1, 2, 3]) near.offer(sno, near.begin(sno), `{"v":"${sno}-old"}`)
 
-  Date.now = () => start + 53_900
+  Date.now = () => start + 44_900
   t.equal(String(near.get(1)), '{"v":"1-old"}')
-  t.equal(asked.length, 0, 'not before the last tenth')
+  t.equal(asked.length, 0, 'not before the last quarter')
 
-  Date.now = () => start + 54_100
+  Date.now = () => start + 45_100
   for (const sno of [1, 2, 3]) t.equal(String(near.get(sno)), `{"v":"${sno}-old"}`, `copy ${sno} is served while it is renewed`)
   near.get(1)
-  t.same(asked.map((a) => a.sno), [1, 2, 3], 'one renewal a copy, however often it is read')
+  t.same(asked.map((a) => a.sno), [1, 2, 3], 'one renewal a copy at a time, however often it is read')
+  t.equal(near.renewing, 3)
 
   // 1: Redis has a newer answer; 2: an invalidation comes in while it is read; 3: Redis has nothing.
   near.invalidate(2)
-  Date.now = () => start + 54_200
-  near.offer(1, asked[0].stamp, '{"v":"1-new"}')
-  near.offer(2, asked[1].stamp, '{"v":"2-stale"}')
-  near.offer(3, asked[2].stamp, null)
+  Date.now = () => start + 45_200
+  asked[0].answer('{"v":"1-new"}')
+  asked[1].answer('{"v":"2-stale"}')
+  asked[2].answer(null)
+  await new Promise((resolve) => setImmediate(resolve))
+  t.equal(near.renewing, 0, 'the renewals are over')
   t.equal(String(near.get(1)), '{"v":"1-new"}', 'the renewed copy replaces the old one at once')
   t.equal(near.get(2), undefined, 'a renewal that raced an invalidation is not kept')
+  t.equal(String(near.get(3)), '{"v":"3-old"}', 'a copy Redis no longer holds is served until it expires')
+  t.equal(asked.length, 3, 'and is not asked for again')
 
   Date.now = () => start + 60_001
   t.equal(String(near.get(1)), '{"v":"1-new"}', 'the renewed copy outlives the old one')
-  t.equal(near.get(3), undefined, 'a copy Redis no longer held expires as before')
-  Date.now = () => start + 54_200 + 54_100
+  t.equal(near.get(3), undefined, 'the one not renewed expires as before')
+  Date.now = () => start + 45_200 + 45_100
   near.get(1)
-  t.same(asked.map((a) => a.sno), [1, 2, 3, 1], 'and the renewed copy is renewed in its own last tenth')
+  t.same(asked.map((a) => a.sno), [1, 2, 3, 1], 'and the renewed copy is renewed in its own last quarter')
+})
+
+t.test('copies that come due together are renewed a bounded number at a time', async (t) => {
+  const near = new NearCache({ url: server.url, prefix: 'near-renew-burst:', maxEntries: 1000, ttlMs: 60_000, heartbeatMs: 1000 }, { info () {}, warn () {}, debug () {}, error () {} } as never)
+  t.teardown(async () => { await near.close() })
+  t.ok(await eventually(async () => near.active, 10_000), 'tracking is on')
+  const realNow = Date.now
+  t.teardown(() => { Date.now = realNow })
+  const start = realNow()
+  Date.now = () => start
+  const pending: Array<() => void> = []
+  near.reread = async (sno) => await new Promise((resolve) => pending.push(() => { resolve({ body: `{"v":"${sno}-new"}` }) }))
+  for (let sno = 1; sno <= 200; sno++) near.offer(sno, near.begin(sno), `{"v":"${sno}-old"}`)
+  Date.now = () => start + 47_000 // every copy is in its last quarter (it lives 48-60 s, the quarter from 36-45 s), none has expired
+  const readAll = (): number => Array.from({ length: 200 }, (_, i) => near.get(i + 1)).filter((body) => body !== undefined).length
+  t.equal(readAll(), 200, 'every copy is served')
+  t.equal(pending.length, MAX_RENEWALS, `${MAX_RENEWALS} renewals asked for, not 200`)
+  for (const answer of pending.splice(0)) answer()
+  await new Promise((resolve) => setImmediate(resolve))
+  readAll()
+  t.equal(pending.length, MAX_RENEWALS, 'the next reads ask for the next ones')
+  t.equal(Array.from({ length: 200 }, (_, i) => String(near.get(i + 1))).filter((body) => body.endsWith('-new"}')).length, MAX_RENEWALS, 'and the first are renewed')
 })
 
 t.test('an answer in steady demand keeps being served from the process, renewed from Redis, never from MySQL again', async (t) => {
