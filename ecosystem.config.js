@@ -10,6 +10,15 @@ const drainMs = Number(env.SHUTDOWN_TIMEOUT_MS ?? 10_000)
 // No S3 configured: run the embedded S3-compatible store (files under ./data/s3).
 const embeddedS3 = [env.S3_BUCKET, env.S3_ENDPOINT, env.S3_REGION].every((v) => v === undefined || v === '')
 
+/**
+ * Node's flags for the API processes (also given by the benchmark to the API and to its ceilings).
+ * V8's memory reducer runs a full collection that shrinks the heap once a process has been quiet
+ * for a while; the first burst of requests after it then ran while the heap grew back: two API
+ * processes each given 1 s of /query hits every 6 s, side by side, gave a p99 of 59 ms against
+ * 2.3 ms in the round after it ran (docs/performance.md). Kept off, the heap stays as sized under load.
+ */
+export const API_NODE_ARGS = ['--no-memory-reducer']
+
 const common = {
   // NODE_ENV and the rest come from the environment or .env (read by each process itself).
   env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
@@ -24,6 +33,7 @@ export const apps = [
     ...common,
     name: 'api',
     script: 'dist/server.js',
+    node_args: API_NODE_ARGS,
     exec_mode: 'cluster',
     instances: /^\d+$/.test(instances) ? Number(instances) : instances,
     // A new worker takes traffic only after process.send('ready') (after listen); on reload the

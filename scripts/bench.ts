@@ -37,6 +37,8 @@ import { benchApiEnv, median, waitFor } from './bench/common.js'
  * wrk's CPU time is printed next to the server's).
  */
 const exec = promisify(execFile)
+// Node's flags for the API processes as PM2 runs them (ecosystem.config.js), also given to the ceilings.
+const { API_NODE_ARGS } = await import(new URL('../ecosystem.config.js', import.meta.url).href) as { API_NODE_ARGS: string[] }
 const root = new URL('..', import.meta.url).pathname
 const { values: args } = parseArgs({
   options: {
@@ -425,23 +427,23 @@ async function main (): Promise<void> {
   const [apiPort, ceilingPort, headersPort, realPort, nodePort] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()]
   const profileDir = path.join(root, 'bench/results/profiles')
   if (args.profile) await mkdir(profileDir, { recursive: true })
-  let api = track(spawnProcess(process.execPath, [...(args.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), 'dist/server.js'], { ...env, PORT: String(apiPort) }))
+  let api = track(spawnProcess(process.execPath, [...API_NODE_ARGS, ...(args.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), 'dist/server.js'], { ...env, PORT: String(apiPort) }))
   const apiUrl = `http://127.0.0.1:${apiPort}`
   await waitFor(`${apiUrl}/`)
   // The ceiling answers with a real answer of the hot set's mean size, so both send the same bytes.
   const hotBodies = await warm(apiUrl, 1, HOT_SET)
   const meanBytes = hotBodies.reduce((n, b) => n + Buffer.byteLength(b), 0) / hotBodies.length
   const typical = hotBodies.reduce((best, b) => Math.abs(Buffer.byteLength(b) - meanBytes) < Math.abs(Buffer.byteLength(best) - meanBytes) ? b : best)
-  const ceiling = track(spawnProcess(process.execPath, ['scripts/bench/ceiling.js'], { PORT: String(ceilingPort), CEILING_BODY: typical }))
-  const ceilingHeaders = track(spawnProcess(process.execPath, ['scripts/bench/ceiling.js'], { PORT: String(headersPort), CEILING_BODY: typical, CEILING_HEADERS: '1' }))
+  const ceiling = track(spawnProcess(process.execPath, [...API_NODE_ARGS, 'scripts/bench/ceiling.js'], { PORT: String(ceilingPort), CEILING_BODY: typical }))
+  const ceilingHeaders = track(spawnProcess(process.execPath, [...API_NODE_ARGS, 'scripts/bench/ceiling.js'], { PORT: String(headersPort), CEILING_BODY: typical, CEILING_HEADERS: '1' }))
   // Also one that sends each sno's real answer: a hit serves a thousand different answers (about 1 MB
   // of bytes to the socket, more than a core's cache), where the constant body stays in L1.
   const bodiesFile = path.join(await mkdtemp(path.join(tmpdir(), 'lt-bench-bodies-')), 'hot-set.json')
   await writeFile(bodiesFile, JSON.stringify(hotBodies))
-  const ceilingReal = track(spawnProcess(process.execPath, ['scripts/bench/ceiling.js'], { PORT: String(realPort), CEILING_BODY: typical, CEILING_BODIES_FILE: bodiesFile }))
+  const ceilingReal = track(spawnProcess(process.execPath, [...API_NODE_ARGS, 'scripts/bench/ceiling.js'], { PORT: String(realPort), CEILING_BODY: typical, CEILING_BODIES_FILE: bodiesFile }))
   // And what the hit's own work sits on: bare node:http sending the same headers and answers the
   // way the shortcut does, with nothing else in its process. No Node process sends them faster.
-  const bareNode = track(spawnProcess(process.execPath, ['scripts/bench/ceiling.js'], { PORT: String(nodePort), CEILING_BODY: typical, CEILING_BODIES_FILE: bodiesFile, CEILING_HEADERS: '1', CEILING_SERVER: 'node' }))
+  const bareNode = track(spawnProcess(process.execPath, [...API_NODE_ARGS, 'scripts/bench/ceiling.js'], { PORT: String(nodePort), CEILING_BODY: typical, CEILING_BODIES_FILE: bodiesFile, CEILING_HEADERS: '1', CEILING_SERVER: 'node' }))
   await waitFor(`http://127.0.0.1:${ceilingPort}/query`)
   await waitFor(`http://127.0.0.1:${headersPort}/query`)
   await waitFor(`http://127.0.0.1:${realPort}/query?sno=1`)
@@ -500,7 +502,7 @@ async function main (): Promise<void> {
     profile = readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile')).map((f) => path.join(profileDir, f))
       .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0]
     log(`\nCPU profile of the hit load: ${profile}\n${summarizeProfile(profile, 25)}\n`)
-    api = track(spawnProcess(process.execPath, ['dist/server.js'], { ...env, PORT: String(apiPort) }))
+    api = track(spawnProcess(process.execPath, [...API_NODE_ARGS, 'dist/server.js'], { ...env, PORT: String(apiPort) }))
     await waitFor(`${apiUrl}/`)
   }
 
@@ -574,7 +576,7 @@ async function main (): Promise<void> {
 
   // 5. Redis down: an API on the private Redis, its hot set warm, then that Redis killed.
   const downPort = await freePort()
-  const downApi = track(spawnProcess(process.execPath, ['dist/server.js'], { ...env, PORT: String(downPort), REDIS_URL: `redis://127.0.0.1:${privateRedisPort}/0`, REDIS_KEY_PREFIX: 'bench-down:' }))
+  const downApi = track(spawnProcess(process.execPath, [...API_NODE_ARGS, 'dist/server.js'], { ...env, PORT: String(downPort), REDIS_URL: `redis://127.0.0.1:${privateRedisPort}/0`, REDIS_KEY_PREFIX: 'bench-down:' }))
   const downUrl = `http://127.0.0.1:${downPort}`
   await waitFor(`${downUrl}/`)
   await warm(downUrl, 1, HOT_SET)
@@ -610,7 +612,7 @@ async function main (): Promise<void> {
     const nginxConf = await writeNginxConfig([{ listen: nginxApi, upstream: apiPort }, { listen: nginxCeiling, upstream: clusterCeiling }])
     try {
       await pm2('start', 'ecosystem.config.js', '--only', 'api')
-      await exec(pm2Bin, ['start', 'scripts/bench/ceiling.js', '--name', 'ceiling', '-i', '2'], {
+      await exec(pm2Bin, ['start', 'scripts/bench/ceiling.js', '--name', 'ceiling', '-i', '2', '--node-args', API_NODE_ARGS.join(' ')], {
         cwd: root, env: { ...process.env, PM2_HOME: home, PORT: String(clusterCeiling), CEILING_BODY: typical }
       })
       const nginx = startNginx(nginxConf.conf, nginxConf.dir)
