@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { Redis } from 'ioredis'
 import { buildApp } from '../../src/app.js'
 import { MAX_RENEWALS, NearCache } from '../../src/tracking/near-cache.js'
@@ -101,22 +101,35 @@ t.test('tracking that cannot start is tried again until it does, not left off fo
   t.ok((await admin.client('LIST') as string).split('\n').some((line) => line.includes('name=near-cache') && /flags=\S*t/.test(line)), 'Redis tracks the new connection')
 })
 
-t.test('copies made together do not all expire together', async (t) => {
-  const near = new NearCache({ url: server.url, prefix: 'near-spread:', maxEntries: 1000, ttlMs: 60_000, heartbeatMs: 1000 }, { info () {}, warn () {}, debug () {}, error () {} } as never)
+const quiet = { info () {}, warn () {}, debug () {}, error () {} } as never
+/** A near cache of its own (its key prefix) with tracking on, closed after the test. */
+async function trackingNear (t: Test, prefix: string, maxEntries: number): Promise<NearCache> {
+  const near = new NearCache({ url: server.url, prefix, maxEntries, ttlMs: 60_000, heartbeatMs: 1000 }, quiet)
   t.teardown(async () => { await near.close() })
   t.ok(await eventually(async () => near.active, 10_000), 'tracking is on')
+  return near
+}
+/** Holds Date.now still: `at(ms)` sets it to that long after now; put back after the test. */
+function heldClock (t: Test): (ms: number) => void {
   const realNow = Date.now
   t.teardown(() => { Date.now = realNow })
   const start = realNow()
-  Date.now = () => start
+  const at = (ms: number): void => { Date.now = () => start + ms }
+  at(0)
+  return at
+}
+
+t.test('copies made together do not all expire together', async (t) => {
+  const near = await trackingNear(t, 'near-spread:', 1000)
+  const at = heldClock(t)
   for (let sno = 1; sno <= 200; sno++) near.offer(sno, near.begin(sno), `{"sno":"${sno}"}`)
   const held = (): number => Array.from({ length: 200 }, (_, i) => near.get(i + 1)).filter((body) => body !== undefined).length
-  Date.now = () => start + 47_000
+  at(47_000)
   t.equal(held(), 200, 'none goes before 80 % of the TTL')
-  Date.now = () => start + 54_000
+  at(54_000)
   const midway = held()
   t.ok(midway > 0 && midway < 200, `at 90 % of the TTL some are gone and some are kept (${midway} of 200 kept)`)
-  Date.now = () => start + 60_001
+  at(60_001)
   t.equal(held(), 0, 'all are gone after the TTL')
 })
 
@@ -137,25 +150,21 @@ t.test('a full copy forgets its oldest answers first, never one being read', asy
 })
 
 t.test('a copy read in the last quarter of its life is renewed while it is served', async (t) => {
-  const near = new NearCache({ url: server.url, prefix: 'near-renew:', maxEntries: 100, ttlMs: 60_000, heartbeatMs: 1000 }, { info () {}, warn () {}, debug () {}, error () {} } as never)
-  t.teardown(async () => { await near.close() })
-  t.ok(await eventually(async () => near.active, 10_000), 'tracking is on')
-  const realNow = Date.now
+  const near = await trackingNear(t, 'near-renew:', 100)
+  const at = heldClock(t)
   const realRandom = Math.random
-  t.teardown(() => { Date.now = realNow; Math.random = realRandom })
+  t.teardown(() => { Math.random = realRandom })
   Math.random = () => 0 // each copy lives its whole TTL (no spread), so its last quarter is 45-60 s
-  const start = realNow()
-  Date.now = () => start
   // The rereads asked for, each answered when the test says (as Redis would answer the tracking service).
   const asked: Array<{ sno: number, answer: (body: string | null) => void }> = []
   near.reread = async (sno) => await new Promise((resolve) => asked.push({ sno, answer: (body) => { resolve({ body }) } }))
   for (const sno of [1, 2, 3]) near.offer(sno, near.begin(sno), `{"v":"${sno}-old"}`)
 
-  Date.now = () => start + 44_900
+  at(44_900)
   t.equal(String(near.get(1)), '{"v":"1-old"}')
   t.equal(asked.length, 0, 'not before the last quarter')
 
-  Date.now = () => start + 45_100
+  at(45_100)
   for (const sno of [1, 2, 3]) t.equal(String(near.get(sno)), `{"v":"${sno}-old"}`, `copy ${sno} is served while it is renewed`)
   near.get(1)
   t.same(asked.map((a) => a.sno), [1, 2, 3], 'one renewal a copy at a time, however often it is read')
@@ -163,7 +172,7 @@ t.test('a copy read in the last quarter of its life is renewed while it is serve
 
   // 1: Redis has a newer answer; 2: an invalidation comes in while it is read; 3: Redis has nothing.
   near.invalidate(2)
-  Date.now = () => start + 45_200
+  at(45_200)
   asked[0].answer('{"v":"1-new"}')
   asked[1].answer('{"v":"2-stale"}')
   asked[2].answer(null)
@@ -174,26 +183,21 @@ t.test('a copy read in the last quarter of its life is renewed while it is serve
   t.equal(String(near.get(3)), '{"v":"3-old"}', 'a copy Redis no longer holds is served until it expires')
   t.equal(asked.length, 3, 'and is not asked for again')
 
-  Date.now = () => start + 60_001
+  at(60_001)
   t.equal(String(near.get(1)), '{"v":"1-new"}', 'the renewed copy outlives the old one')
   t.equal(near.get(3), undefined, 'the one not renewed expires as before')
-  Date.now = () => start + 45_200 + 45_100
+  at(45_200 + 45_100)
   near.get(1)
   t.same(asked.map((a) => a.sno), [1, 2, 3, 1], 'and the renewed copy is renewed in its own last quarter')
 })
 
 t.test('copies that come due together are renewed a bounded number at a time', async (t) => {
-  const near = new NearCache({ url: server.url, prefix: 'near-renew-burst:', maxEntries: 1000, ttlMs: 60_000, heartbeatMs: 1000 }, { info () {}, warn () {}, debug () {}, error () {} } as never)
-  t.teardown(async () => { await near.close() })
-  t.ok(await eventually(async () => near.active, 10_000), 'tracking is on')
-  const realNow = Date.now
-  t.teardown(() => { Date.now = realNow })
-  const start = realNow()
-  Date.now = () => start
+  const near = await trackingNear(t, 'near-renew-burst:', 1000)
+  const at = heldClock(t)
   const pending: Array<() => void> = []
   near.reread = async (sno) => await new Promise((resolve) => pending.push(() => { resolve({ body: `{"v":"${sno}-new"}` }) }))
   for (let sno = 1; sno <= 200; sno++) near.offer(sno, near.begin(sno), `{"v":"${sno}-old"}`)
-  Date.now = () => start + 47_000 // every copy is in its last quarter (it lives 48-60 s, the quarter from 36-45 s), none has expired
+  at(47_000) // every copy is in its last quarter (it lives 48-60 s, the quarter from 36-45 s), none has expired
   const readAll = (): number => Array.from({ length: 200 }, (_, i) => near.get(i + 1)).filter((body) => body !== undefined).length
   t.equal(readAll(), 200, 'every copy is served')
   t.equal(pending.length, MAX_RENEWALS, `${MAX_RENEWALS} renewals asked for, not 200`)
