@@ -128,8 +128,17 @@ export class NearCache {
       entry.renewing = false
       const due = entry.renewAt
       this.offer(sno, stamp, body, ttlMs)
-      // Not renewed (Redis no longer held it, or an invalidation came in): not asked again for this copy.
-      if (entry.renewAt === due) entry.renewAt = Infinity
+      if (entry.renewAt !== due) {
+        // Renewed: to the back of the eviction order, as a copy read now would be.
+        if (this.entries.get(sno) === entry) {
+          this.entries.delete(sno)
+          this.entries.set(sno, entry)
+        }
+      } else if (entry.stamp === stamp) {
+        // Redis no longer held it: not asked again for this copy. (After an invalidation the
+        // copy is another one, made since, or none.)
+        entry.renewAt = Infinity
+      }
     }
     reread(sno).then(({ body, ttlMs }) => { done(body, ttlMs) }, () => { done(null) })
   }

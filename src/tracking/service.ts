@@ -41,7 +41,7 @@ export class TrackingService {
 
   /** Where answers came from since start (read by /metrics; plain counts cost nothing per request). */
   readonly stats = { near: 0, redis: 0, database: 0 }
-  /** Near-cache copies read again from Redis before they expired (NearCache.renew), and how many of those reads gave a new copy. */
+  /** Near-cache copies read again from Redis before they expired (NearCache.reread), and how many of those reads found the answer still there. */
   readonly renewals = { asked: 0, renewed: 0 }
 
   /** The answer held in this process, if any: the bytes, or NOT_FOUND. */

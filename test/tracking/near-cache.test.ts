@@ -191,6 +191,41 @@ t.test('a copy read in the last quarter of its life is renewed while it is serve
   t.same(asked.map((a) => a.sno), [1, 2, 3, 1], 'and the renewed copy is renewed in its own last quarter')
 })
 
+t.test('a renewal overtaken by an invalidation and a new read leaves the new copy to be renewed', async (t) => {
+  const near = await trackingNear(t, 'near-renew-race:', 10)
+  const at = heldClock(t)
+  const realRandom = Math.random
+  t.teardown(() => { Math.random = realRandom })
+  Math.random = () => 0
+  const asked: Array<{ sno: number, answer: (body: string | null) => void }> = []
+  near.reread = async (sno) => await new Promise((resolve) => asked.push({ sno, answer: (body) => { resolve({ body }) } }))
+  near.offer(1, near.begin(1), '{"v":"1"}')
+  at(45_100)
+  near.get(1)
+  near.invalidate(1) // a write; then a request reads the new answer before the renewal's reply is in
+  near.offer(1, near.begin(1), '{"v":"1-written"}')
+  asked[0].answer('{"v":"1-before-the-write"}')
+  await new Promise((resolve) => setImmediate(resolve))
+  t.equal(String(near.get(1)), '{"v":"1-written"}', 'the renewal read before the write is not kept')
+  at(45_100 + 45_100)
+  near.get(1)
+  t.same(asked.map((a) => a.sno), [1, 1], 'the copy made after the write is renewed in its own last quarter')
+})
+
+t.test('a renewed copy goes to the back of the eviction order', async (t) => {
+  const near = await trackingNear(t, 'near-renew-evict:', 3)
+  const at = heldClock(t)
+  near.reread = async (sno) => ({ body: `{"v":"${sno}-renewed"}` })
+  for (const sno of [1, 2, 3]) near.offer(sno, near.begin(sno), `{"v":"${sno}"}`)
+  at(47_000) // in every copy's last quarter, none expired
+  near.get(1)
+  await new Promise((resolve) => setImmediate(resolve))
+  t.equal(String(near.get(1)), '{"v":"1-renewed"}')
+  near.offer(4, near.begin(4), '{"v":"4"}') // a fourth answer in a copy of three: the oldest goes
+  t.equal(String(near.get(1)), '{"v":"1-renewed"}', 'the renewed copy is kept')
+  t.equal(near.get(2), undefined, 'the oldest one not renewed is evicted')
+})
+
 t.test('copies that come due together are renewed a bounded number at a time', async (t) => {
   const near = await trackingNear(t, 'near-renew-burst:', 1000)
   const at = heldClock(t)
