@@ -23,7 +23,7 @@ import { cpuSeconds, wrk, wrkAvailable, type Paths } from './bench/wrk.js'
 import { loops, MissFloor, type LoopResult } from './bench/floor.js'
 import { ensureFlaskData, FLASK_PACKAGES, flaskAvailability, flaskDatabaseUrl, startFlask } from './bench/flask.js'
 import { installMissing } from './bench/system-packages.js'
-import { benchApiEnv, median, waitFor } from './bench/common.js'
+import { API_NODE_ARGS, benchApiEnv, median, waitFor } from './bench/common.js'
 
 /**
  * npm run bench [-- --orders 100000 --duration 10 --warmup 1 --connections 50 --threads 1
@@ -37,8 +37,6 @@ import { benchApiEnv, median, waitFor } from './bench/common.js'
  * wrk's CPU time is printed next to the server's).
  */
 const exec = promisify(execFile)
-// Node's flags for the API processes as PM2 runs them (ecosystem.config.js), also given to the ceilings.
-const { API_NODE_ARGS } = await import(new URL('../ecosystem.config.js', import.meta.url).href) as { API_NODE_ARGS: string[] }
 const root = new URL('..', import.meta.url).pathname
 const { values: args } = parseArgs({
   options: {

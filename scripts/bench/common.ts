@@ -1,5 +1,8 @@
 import type { Config } from '../../src/config.js'
 
+/** Node's flags for the API processes as PM2 runs them (ecosystem.config.js); the benches give them to every server they start. */
+export const { API_NODE_ARGS } = await import(new URL('../../ecosystem.config.js', import.meta.url).href) as { API_NODE_ARGS: string[] }
+
 /** The median of some numbers (the mean of the middle two for an even count). */
 export function median (values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b)

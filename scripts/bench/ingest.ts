@@ -11,6 +11,7 @@ import { listHubs, seedHubs } from '../../src/hubs/hubs.js'
 import { bulkLoadOrders } from '../../src/orders/bulk.js'
 import { deadLetterQueue, mainQueueArguments } from '../../src/ingest/queue-link.js'
 import { Writer } from '../../src/writes/writer.js'
+import { API_NODE_ARGS } from './common.js'
 
 /**
  * The ingestion part of the benchmark (`npm run bench:ingest`, and at the end of `npm run bench`):
@@ -82,7 +83,8 @@ function peakRssMb (pid: number): number {
 }
 
 function startProcess (script: string, env: Record<string, string>): ChildProcess {
-  return spawn(process.execPath, [script], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] })
+  // The API with its production flags (PM2 gives them to the api app only).
+  return spawn(process.execPath, [...(script === 'dist/server.js' ? API_NODE_ARGS : []), script], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] })
 }
 
 /** The original worker's way: one message in flight, one transaction and one acknowledgement each. */

@@ -8,6 +8,7 @@ import { dropDatabase, ensureDatabase, migrateToLatest } from '../../src/db/migr
 import { listHubs, seedHubs } from '../../src/hubs/hubs.js'
 import { bulkLoadOrders } from '../../src/orders/bulk.js'
 import { Writer } from '../../src/writes/writer.js'
+import { API_NODE_ARGS } from './common.js'
 
 /**
  * The live part of the benchmark (`npm run bench:live`, and at the end of `npm run bench`): one
@@ -38,7 +39,7 @@ export async function runLiveBench ({ streams = 10_000, rate = 500, seconds = 10
     const snos = (await database.db.selectFrom('orders').select('sno').orderBy('sno').execute()).map((o) => Number(o.sno))
     const hubs = (await listHubs(database.db)).map((h) => h.id)
     const port = await freePort()
-    api = spawn(process.execPath, ['dist/server.js'], {
+    api = spawn(process.execPath, [...API_NODE_ARGS, 'dist/server.js'], {
       cwd: root,
       env: { ...process.env, DATABASE_URL: config.db.url, REDIS_KEY_PREFIX: 'bench-live:', PORT: String(port), LOG_LEVEL: 'warn', NODE_ENV: 'development', LIVE_MAX_STREAMS_PER_CLIENT: String(streams + 10), LIVE_MAX_STREAMS: String(streams + 10), RATE_LIMIT_PER_MINUTE: '0', RATE_LIMIT_NOT_FOUND_PER_MINUTE: '0' },
       stdio: ['ignore', 'ignore', 'inherit']

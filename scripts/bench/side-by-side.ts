@@ -11,7 +11,7 @@ import { seedHubs } from '../../src/hubs/hubs.js'
 import { bulkLoadOrders } from '../../src/orders/bulk.js'
 import { freePort } from '../lib/ports.js'
 import { cpuSeconds, pinWrk, wrk, wrkAvailable } from './wrk.js'
-import { benchApiEnv, median, waitFor } from './common.js'
+import { API_NODE_ARGS, benchApiEnv, median, waitFor } from './common.js'
 
 /**
  * npm run bench:side [-- --targets ceiling,node-headers-real,api --rounds 8 --seconds 3 --pin]
@@ -46,7 +46,7 @@ const paths = { prefix: '/query?sno=', first: 1, count: HOT_SET }
 interface Target { name: string, port: number, child?: ChildProcess, rates: number[], p99s: number[], cpu: number[] }
 
 function start (command: string[], env: Record<string, string>): ChildProcess {
-  const argv = args.pin ? ['taskset', '-c', '0', process.execPath, ...command] : [process.execPath, ...command]
+  const argv = [...(args.pin ? ['taskset', '-c', '0'] : []), process.execPath, ...API_NODE_ARGS, ...command]
   const child = spawn(argv[0], argv.slice(1), { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] })
   child.unref()
   return child
