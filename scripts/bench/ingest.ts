@@ -82,9 +82,8 @@ function peakRssMb (pid: number): number {
   return Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024
 }
 
-function startProcess (script: string, env: Record<string, string>): ChildProcess {
-  // The API with its production flags (PM2 gives them to the api app only).
-  return spawn(process.execPath, [...(script === 'dist/server.js' ? API_NODE_ARGS : []), script], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] })
+function startProcess (script: string, env: Record<string, string>, nodeArgs: string[] = []): ChildProcess {
+  return spawn(process.execPath, [...nodeArgs, script], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] })
 }
 
 /** The original worker's way: one message in flight, one transaction and one acknowledgement each. */
@@ -162,7 +161,7 @@ export async function runIngestBench (options: Options): Promise<Array<Record<st
     rows.push({ scenario: `floor: the write path alone, ${config.amqp.batchMax} events a transaction, no broker`, 'events/s': Math.round(floor), 'vs baseline': Number((floor / baseline).toFixed(1)) })
 
     // 3. POST /events: 500 events a request, 4 requests at a time.
-    const api = startProcess('dist/server.js', env)
+    const api = startProcess('dist/server.js', env, API_NODE_ARGS)
     children.push(api)
     const agent = new Agent({ keepAlive: true, maxSockets: 4 })
     const post = async (body: string): Promise<number> => await new Promise((resolve, reject) => {

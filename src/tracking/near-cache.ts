@@ -6,10 +6,8 @@ interface Entry {
   /** The answer's bytes, or NOT_FOUND for a known unknown sno. */
   body: Buffer | typeof NOT_FOUND | undefined
   expires: number
-  /** From when a read of the copy asks for it to be renewed (see RENEW_SHARE). */
+  /** From when a read of the copy asks for it to be renewed (see RENEW_SHARE); Infinity once asked. */
   renewAt: number
-  /** A renewal of this copy is under way (one at a time). */
-  renewing: boolean
   /** Bumped by every invalidation, so that a read that started before one cannot fill. */
   stamp: number
   /** Reads in progress: the entry is kept (empty) while any is under way. */
@@ -109,7 +107,7 @@ export class NearCache {
       if (entry.pending === 0) this.entries.delete(sno)
       return undefined
     }
-    if (entry.renewAt < now && !entry.renewing && this.renewals < MAX_RENEWALS && this.reread !== undefined) this.renew(sno, entry, this.reread)
+    if (entry.renewAt < now && this.renewals < MAX_RENEWALS && this.reread !== undefined) this.renew(sno, entry, this.reread)
     return entry.body
   }
 
@@ -118,27 +116,18 @@ export class NearCache {
     return this.renewals
   }
 
-  /** Reads a copy again while it is served; kept as any read is (offer), unless invalidated meanwhile. */
+  /**
+   * Reads a copy again while it is served, kept as any read is (offer), unless invalidated
+   * meanwhile. Asked once a copy: the next copy to land (this one or any other read's) sets its
+   * own time; if none lands (Redis no longer holds it), this one simply expires.
+   */
   private renew (sno: number, entry: Entry, reread: NonNullable<NearCache['reread']>): void {
-    entry.renewing = true
+    entry.renewAt = Infinity
     this.renewals++
     const stamp = this.begin(sno)
     const done = (body: string | null, ttlMs?: number): void => {
       this.renewals--
-      entry.renewing = false
-      const due = entry.renewAt
       this.offer(sno, stamp, body, ttlMs)
-      if (entry.renewAt !== due) {
-        // Renewed: to the back of the eviction order, as a copy read now would be.
-        if (this.entries.get(sno) === entry) {
-          this.entries.delete(sno)
-          this.entries.set(sno, entry)
-        }
-      } else if (entry.stamp === stamp) {
-        // Redis no longer held it: not asked again for this copy. (After an invalidation the
-        // copy is another one, made since, or none.)
-        entry.renewAt = Infinity
-      }
     }
     reread(sno).then(({ body, ttlMs }) => { done(body, ttlMs) }, () => { done(null) })
   }
@@ -149,7 +138,7 @@ export class NearCache {
     let entry = this.entries.get(sno)
     if (entry === undefined) {
       // Counted as being read before eviction runs, so that eviction cannot take this entry.
-      entry = { body: undefined, expires: 0, renewAt: 0, renewing: false, stamp: 0, pending: 1 }
+      entry = { body: undefined, expires: 0, renewAt: 0, stamp: 0, pending: 1 }
       this.entries.set(sno, entry)
       this.evictIfFull()
     } else {
@@ -171,6 +160,9 @@ export class NearCache {
       const life = Math.min(ttlMs, this.options.ttlMs) * (1 - TTL_SPREAD * Math.random())
       entry.expires = now + life
       entry.renewAt = now + life * (1 - RENEW_SHARE)
+      // The newest copy goes to the back of the eviction order (a renewed one too).
+      this.entries.delete(sno)
+      this.entries.set(sno, entry)
     } else if (entry.pending === 0 && entry.body === undefined) {
       this.entries.delete(sno)
     }
