@@ -66,6 +66,13 @@ const ROUNDS = DURATION >= 10 ? 10 : Math.max(1, DURATION)
  * spread of this shared machine: sixteen pairs give a steadier median than ten for 36 s more.
  */
 const HIT_ROUNDS = ROUNDS >= 10 ? 16 : ROUNDS
+/**
+ * Turns of our hit and miss with the original service as deployed, in 2 s slices (its threaded
+ * server opens a thread per connection of every slice): 32 s for the two pairs, where one 5 s
+ * run of each, a minute or more after our own rows, had taken 10.
+ */
+const FLASK_ROUNDS = ROUNDS >= 10 ? 4 : Math.min(ROUNDS, 2)
+const FLASK_SLICE = ROUNDS >= 10 ? 2 : 1
 /** The secondary scenarios run once for this long. */
 const SHORT = Math.max(2, Math.round(DURATION / 2))
 /** More misses than one slice makes (12-14k a second in the runs of 2026-12-04). */
@@ -541,12 +548,13 @@ async function main (): Promise<void> {
   const fakeTransaction = await scenario(db, bare('the /fake transaction alone (10 bare clients, data made beforehand)', 10,
     async () => await db.transaction().execute(async (trx) => await insertOrders(trx, drafts[draft++ % drafts.length], { idStep }))))
   rows.push(unknownRow, repeatedRow, fake, fakeAlone, fakeTransaction)
-  await stopProcess(api)
 
   // 4. The original service, as its README deploys it, and under gunicorn -w 2, on a private Redis.
+  // As deployed (the targets' baseline), in turns with our own hit and miss, so that both sides of
+  // each ratio meet the same machine: its speed drifts by a third over a few minutes here.
   const privateRedisPort = await freePort()
   let privateRedis = track(await startRedis(privateRedisPort))
-  const flaskRows: { deployed?: { hit: Row, miss: Row }, gunicorn?: { hit: Row, miss: Row } } = {}
+  const flaskRows: { deployed?: { hit: Row, miss: Row, ourHit?: Row, ourMiss?: Row }, gunicorn?: { hit: Row, miss: Row } } = {}
   if (flask.deployed) {
     const dbUrl = new URL(base.db.url)
     const flaskEnv = { DATABASE_URL: flaskDatabaseUrl(dbUrl.hostname, Number(dbUrl.port || 3306)), REDIS_URL: `redis://127.0.0.1:${privateRedisPort}/5` }
@@ -561,16 +569,30 @@ async function main (): Promise<void> {
       await waitFor(`${url}/`)
       await warm(url, 1, HOT_SET)
       const label = mode === 'deployed' ? 'original Flask service, as deployed (threaded dev server)' : 'original Flask service, gunicorn -w 2'
-      const hitRow = await scenario(db, http({ name: `${label}: hit`, url, expectStatus: 200, paths: hotSet, pids: pid(child) }))
-      const missRow = await scenario(db, http({ name: `${label}: miss`, url, expectStatus: 200, paths: flaskMisses.paths, made: flaskMisses.made, pids: pid(child) }))
-      flaskRows[mode] = { hit: hitRow, miss: missRow }
-      rows.push(hitRow, missRow)
+      const flaskHit = http({ name: `${label}: hit`, url, expectStatus: 200, paths: hotSet, pids: pid(child) })
+      const flaskMiss = http({ name: `${label}: miss`, url, expectStatus: 200, paths: flaskMisses.paths, made: flaskMisses.made, pids: pid(child) })
+      if (mode === 'deployed') {
+        const [ourHit, hitRow] = await compare(db, [
+          http({ name: '/query hit, in turns with the Flask service', url: apiUrl, expectStatus: 200, paths: hotSet, pids: () => [api.pid as number] }), flaskHit
+        ], FLASK_ROUNDS, FLASK_ROUNDS * FLASK_SLICE)
+        const [ourMiss, missRow] = await compare(db, [
+          http({ name: '/query miss, in turns with the Flask service', url: apiUrl, expectStatus: 200, paths: misses.walk.paths, made: misses.walk.made, before: misses.before, pids: () => [api.pid as number] }), flaskMiss
+        ], FLASK_ROUNDS, FLASK_ROUNDS * FLASK_SLICE)
+        misses.noteIfWrapped(ourMiss)
+        flaskRows[mode] = { hit: hitRow, miss: missRow, ourHit: against(ourHit, hitRow), ourMiss: against(ourMiss, missRow) }
+        rows.push(ourHit, hitRow, ourMiss, missRow)
+      } else {
+        const [hitRow, missRow] = [await scenario(db, flaskHit), await scenario(db, flaskMiss)]
+        flaskRows[mode] = { hit: hitRow, miss: missRow }
+        rows.push(hitRow, missRow)
+      }
       await stopProcess(child, 'SIGTERM')
     }
     flaskRedis.disconnect()
   } else {
     log(`original Flask service: SKIPPED, ${flask.missing ?? ''}`)
   }
+  await stopProcess(api)
 
   // 5. Redis down: an API on the private Redis, its hot set warm, then that Redis killed.
   const downPort = await freePort()
@@ -640,9 +662,11 @@ async function main (): Promise<void> {
 
   // Against the original service: how many times its throughput we give.
   const times = (ours: Row, theirs: Row | undefined): number | undefined => theirs === undefined ? undefined : Math.round(ours.reqPerSec / Math.max(theirs.reqPerSec, 1) * 10) / 10
+  // Against the service as deployed: the median of the turns' paired ratios (our rows in turns with it).
+  const inTurns = (ours: Row | undefined): number | undefined => ours?.ratio === undefined ? undefined : Math.round(ours.ratio * 10) / 10
   const versusFlask = {
-    hitVsDeployed: times(hit, flaskRows.deployed?.hit),
-    missVsDeployed: times(miss, flaskRows.deployed?.miss),
+    hitVsDeployed: inTurns(flaskRows.deployed?.ourHit),
+    missVsDeployed: inTurns(flaskRows.deployed?.ourMiss),
     // What a miss needs from Redis and MySQL, from bare clients, against the same: where it is
     // under 25, the miss's target asks more than one statement and one script per order give here.
     missFloorVsDeployed: times(floorRow, flaskRows.deployed?.miss),
@@ -679,7 +703,7 @@ async function main (): Promise<void> {
   await writeFile(file, JSON.stringify(results, null, 2))
 
   console.log(`\n${table(rows)}\n`)
-  console.log('ratio: against the ceiling (rows 2-6), the miss floor (miss), the miss (Redis down), nginx → ceiling (nginx rows); server µs/req: CPU of all the server\'s processes per answer')
+  console.log('ratio: against the ceiling (rows 2-6), the miss floor (miss), the Flask row after it (ours in turns with Flask), the miss (Redis down), nginx → ceiling (nginx rows); server µs/req: CPU of all the server\'s processes per answer')
   console.log(`the hit against the ceiling that also sends our 6 headers: ${hitVsHeaders.toFixed(2)}; against the ceiling sending the same ${HOT_SET} answers: ${hitVsReal.toFixed(2)}; against bare node:http sending the same answers and headers: ${hitVsNode.toFixed(2)}`)
   console.log(`generator: wrk -t${THREADS} -c${CONNECTIONS}; the ceiling with 2 threads gave ${(ceilingTwo.ratio ?? 0).toFixed(2)}× the 1-thread figure` +
     ` (${generatorOk ? 'wrk is not the limit' : 'CHECK: the generator may be the limit'}); wrk CPU ${ceilingRow.generatorCpuSeconds} s vs ceiling CPU ${ceilingRow.serverCpuSeconds} s`)
