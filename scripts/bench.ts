@@ -67,14 +67,16 @@ const ROUNDS = DURATION >= 10 ? 10 : Math.max(1, DURATION)
  */
 const HIT_ROUNDS = ROUNDS >= 10 ? 16 : ROUNDS
 /**
- * Turns of our hit and miss with the original service as deployed, in 2 s slices (its threaded
- * server opens a thread per connection of every slice): 32 s for the two pairs, where one 5 s
- * run of each, a minute or more after our own rows, had taken 10.
+ * Turns of our hit and the bare ceiling, then of our miss and its floor, with the original service
+ * as deployed, in 2 s slices (its threaded server opens a thread per connection of every slice):
+ * 36 s, where one 5 s run of each of its rows, a minute or more after ours, had taken 10.
  */
-const FLASK_ROUNDS = ROUNDS >= 10 ? 4 : Math.min(ROUNDS, 2)
+const FLASK_ROUNDS = ROUNDS >= 10 ? 3 : Math.min(ROUNDS, 2)
 const FLASK_SLICE = ROUNDS >= 10 ? 2 : 1
 /** The secondary scenarios run once for this long. */
 const SHORT = Math.max(2, Math.round(DURATION / 2))
+/** And those that no target reads (/fake, the original service under gunicorn) for this long. */
+const BRIEF = Math.max(2, Math.round(DURATION * 0.3))
 /** More misses than one slice makes (12-14k a second in the runs of 2026-12-04). */
 const MISSES_PER_SLICE = 50_000 * Math.max(1, Math.round(DURATION / ROUNDS))
 const HOT_SET = 1000
@@ -138,6 +140,18 @@ async function dropCachedAnswers (redis: Redis, prefix: string): Promise<void> {
  * The API's answers so far by where they came from (near, redis, database), and how many of the
  * near ones the hit shortcut sent before Fastify, from one scrape of its /metrics.
  */
+type AnswerCounts = Awaited<ReturnType<typeof answerCounts>>
+
+/** Where the answers between two readings of answerCounts came from, logged under `label`. */
+function answerSplit (before: AnswerCounts, after: AnswerCounts, label: string): { sources: Record<string, number>, nearShare: number, viaShortcut: number } {
+  const sources = Object.fromEntries(Object.entries(after.sources).map(([source, n]) => [source, n - (before.sources[source] ?? 0)]))
+  const answered = Object.values(sources).reduce((a, b) => a + b, 0)
+  const nearShare = answered === 0 ? 0 : (sources.near ?? 0) / answered
+  const viaShortcut = after.shortcut - before.shortcut
+  log(`  ${label}'s answers: ${Object.entries(sources).map(([source, n]) => `${n} from ${source}`).join(', ')} (${(nearShare * 100).toFixed(2)}% from the process's near cache, ${viaShortcut} of them sent by the shortcut before Fastify)`)
+  return { sources, nearShare, viaShortcut }
+}
+
 async function answerCounts (base: string): Promise<{ sources: Record<string, number>, shortcut: number }> {
   const text = await (await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })).text()
   const sources: Record<string, number> = {}
@@ -472,13 +486,8 @@ async function main (): Promise<void> {
   ], HIT_ROUNDS, DURATION / ROUNDS * HIT_ROUNDS)
   rows.push(ceilingRow, ceilingTwo, headersRow, realRow, nodeRow, hit)
   // Where the hit load's answers came from: a near cache that is off would make this a Redis benchmark.
-  const countsAfter = await answerCounts(apiUrl)
-  const hitSources = Object.fromEntries(Object.entries(countsAfter.sources).map(([source, n]) => [source, n - (countsBefore.sources[source] ?? 0)]))
-  const answered = Object.values(hitSources).reduce((a, b) => a + b, 0)
-  const nearShare = answered === 0 ? 0 : (hitSources.near ?? 0) / answered
-  const viaShortcut = countsAfter.shortcut - countsBefore.shortcut
+  const { sources: hitSources, nearShare, viaShortcut } = answerSplit(countsBefore, await answerCounts(apiUrl), 'the hit load')
   results.hitAnswerSources = { ...hitSources, nearViaShortcut: viaShortcut }
-  log(`  the hit load's answers: ${Object.entries(hitSources).map(([source, n]) => `${n} from ${source}`).join(', ')} (${(nearShare * 100).toFixed(2)}% from the process's near cache, ${viaShortcut} of them sent by the shortcut before Fastify)`)
   for (const row of [ceilingTwo, headersRow, realRow, nodeRow, hit]) against(row, ceilingRow)
   // What the hit costs beyond the headers it must send: against the ceiling that sends them too.
   const hitVsHeaders = pairedRatio(hit, headersRow)
@@ -494,7 +503,7 @@ async function main (): Promise<void> {
   log(`  generator check: the ceiling with 2 wrk threads gives ${(ceilingTwo.ratio ?? 0).toFixed(2)}× what 1 gives ` +
     `(${generatorOk ? 'within 10%: wrk is not the limit' : 'NOT within 10%: the generator may be the limit'}); wrk used ${ceilingRow.generatorCpuSeconds} CPU s where the ceiling used ${ceilingRow.serverCpuSeconds}`)
   results.apiPeakRssMbUnderHitLoad = peakRssMb(api.pid as number)
-  await stopProcess(ceiling)
+  // The bare ceiling stays up (idle) for its turns with the original service (section 4).
   await stopProcess(ceilingHeaders)
   await stopProcess(ceilingReal)
   await stopProcess(bareNode)
@@ -528,7 +537,6 @@ async function main (): Promise<void> {
   misses.noteIfWrapped(miss)
   const mysqlAlone = await scenario(db, bare('MySQL alone: the statement for one order (mysql2)', CONNECTIONS, async () => await floor.select(nextFloorSno())), Math.max(2, Math.round(SHORT / 2)))
   const redisAlone = await scenario(db, bare('Redis alone: the cache script for one order (ioredis)', CONNECTIONS, async () => await floor.read(nextFloorSno())), Math.max(2, Math.round(SHORT / 2)))
-  await floor.close()
   against(miss, floorRow)
   floorRow.note = 'the reference for the miss ratio'
   rows.push(miss, floorRow, mysqlAlone, redisAlone)
@@ -537,16 +545,16 @@ async function main (): Promise<void> {
   const unknownRow = await scenario(db, http({ name: '/query unknown sno (each a new one)', url: apiUrl, expectStatus: 404, paths: unknown.paths, made: unknown.made, pids: () => [api.pid as number] }))
   const repeatedRow = await scenario(db, http({ name: '/query unknown sno (100 repeated)', url: apiUrl, expectStatus: 404, paths: () => ({ prefix: '/query?sno=', first: ORDERS + 500_000, count: 100 }), pids: () => [api.pid as number] }))
   const fakeTarget = { url: `${apiUrl}/fake?num=100`, expectStatus: 200, headers: { authorization: `Bearer ${TOKEN}` }, pids: () => [api.pid as number] }
-  const fake = await scenario(db, http({ ...fakeTarget, name: '/fake?num=100', connections: 10 }))
+  const fake = await scenario(db, http({ ...fakeTarget, name: '/fake?num=100', connections: 10 }), BRIEF)
   // The same request one at a time: its own latency, without queueing behind others.
-  const fakeAlone = await scenario(db, http({ ...fakeTarget, name: '/fake?num=100 (1 connection)', connections: 1 }))
+  const fakeAlone = await scenario(db, http({ ...fakeTarget, name: '/fake?num=100 (1 connection)', connections: 1 }), BRIEF)
   const generator = new OrderGenerator(2)
   const hubs = await listHubs(db)
   const drafts = Array.from({ length: 20 }, () => Array.from({ length: 100 }, () => generator.draft(hubs, new Date())))
   const idStep = await autoIncrementStep(db)
   let draft = 0
   const fakeTransaction = await scenario(db, bare('the /fake transaction alone (10 bare clients, data made beforehand)', 10,
-    async () => await db.transaction().execute(async (trx) => await insertOrders(trx, drafts[draft++ % drafts.length], { idStep }))))
+    async () => await db.transaction().execute(async (trx) => await insertOrders(trx, drafts[draft++ % drafts.length], { idStep }))), BRIEF)
   rows.push(unknownRow, repeatedRow, fake, fakeAlone, fakeTransaction)
 
   // 4. The original service, as its README deploys it, and under gunicorn -w 2, on a private Redis.
@@ -554,7 +562,7 @@ async function main (): Promise<void> {
   // each ratio meet the same machine: its speed drifts by a third over a few minutes here.
   const privateRedisPort = await freePort()
   let privateRedis = track(await startRedis(privateRedisPort))
-  const flaskRows: { deployed?: { hit: Row, miss: Row, ourHit?: Row, ourMiss?: Row }, gunicorn?: { hit: Row, miss: Row } } = {}
+  const flaskRows: { deployed?: { hit: Row, miss: Row, ourHit?: Row, ourMiss?: Row, ceiling?: Row, floor?: Row }, gunicorn?: { hit: Row, miss: Row } } = {}
   if (flask.deployed) {
     const dbUrl = new URL(base.db.url)
     const flaskEnv = { DATABASE_URL: flaskDatabaseUrl(dbUrl.hostname, Number(dbUrl.port || 3306)), REDIS_URL: `redis://127.0.0.1:${privateRedisPort}/5` }
@@ -572,17 +580,23 @@ async function main (): Promise<void> {
       const flaskHit = http({ name: `${label}: hit`, url, expectStatus: 200, paths: hotSet, pids: pid(child) })
       const flaskMiss = http({ name: `${label}: miss`, url, expectStatus: 200, paths: flaskMisses.paths, made: flaskMisses.made, pids: pid(child) })
       if (mode === 'deployed') {
-        const [ourHit, hitRow] = await compare(db, [
-          http({ name: '/query hit, in turns with the Flask service', url: apiUrl, expectStatus: 200, paths: hotSet, pids: () => [api.pid as number] }), flaskHit
+        // With the bare ceiling and the miss floor in the same turns: what any server, and any miss
+        // needing those two round trips, gives against it here.
+        const countsBeforeTurns = await answerCounts(apiUrl)
+        const [ourHit, hitRow, ceilingTurns] = await compare(db, [
+          http({ name: '/query hit, in turns with the Flask service', url: apiUrl, expectStatus: 200, paths: hotSet, pids: () => [api.pid as number] }), flaskHit,
+          http({ name: 'ceiling (bare Fastify), in turns with the Flask service', url: `http://127.0.0.1:${ceilingPort}`, expectStatus: 200, paths: hotSet, pids: pid(ceiling) })
         ], FLASK_ROUNDS, FLASK_ROUNDS * FLASK_SLICE)
-        const [ourMiss, missRow] = await compare(db, [
-          http({ name: '/query miss, in turns with the Flask service', url: apiUrl, expectStatus: 200, paths: misses.walk.paths, made: misses.walk.made, before: misses.before, pids: () => [api.pid as number] }), flaskMiss
+        answerSplit(countsBeforeTurns, await answerCounts(apiUrl), 'the hit in turns with the Flask service')
+        const [ourMiss, missRow, floorTurns] = await compare(db, [
+          http({ name: '/query miss, in turns with the Flask service', url: apiUrl, expectStatus: 200, paths: misses.walk.paths, made: misses.walk.made, before: misses.before, pids: () => [api.pid as number] }), flaskMiss,
+          bare('miss floor, in turns with the Flask service', CONNECTIONS, async () => await floor.miss(nextFloorSno()))
         ], FLASK_ROUNDS, FLASK_ROUNDS * FLASK_SLICE)
         misses.noteIfWrapped(ourMiss)
-        flaskRows[mode] = { hit: hitRow, miss: missRow, ourHit: against(ourHit, hitRow), ourMiss: against(ourMiss, missRow) }
-        rows.push(ourHit, hitRow, ourMiss, missRow)
+        flaskRows[mode] = { hit: hitRow, miss: missRow, ourHit: against(ourHit, hitRow), ourMiss: against(ourMiss, missRow), ceiling: against(ceilingTurns, hitRow), floor: against(floorTurns, missRow) }
+        rows.push(ourHit, hitRow, ceilingTurns, ourMiss, missRow, floorTurns)
       } else {
-        const [hitRow, missRow] = [await scenario(db, flaskHit), await scenario(db, flaskMiss)]
+        const [hitRow, missRow] = [await scenario(db, flaskHit, BRIEF), await scenario(db, flaskMiss, BRIEF)]
         flaskRows[mode] = { hit: hitRow, miss: missRow }
         rows.push(hitRow, missRow)
       }
@@ -593,6 +607,8 @@ async function main (): Promise<void> {
     log(`original Flask service: SKIPPED, ${flask.missing ?? ''}`)
   }
   await stopProcess(api)
+  await stopProcess(ceiling)
+  await floor.close()
 
   // 5. Redis down: an API on the private Redis, its hot set warm, then that Redis killed.
   const downPort = await freePort()
@@ -667,9 +683,11 @@ async function main (): Promise<void> {
   const versusFlask = {
     hitVsDeployed: inTurns(flaskRows.deployed?.ourHit),
     missVsDeployed: inTurns(flaskRows.deployed?.ourMiss),
-    // What a miss needs from Redis and MySQL, from bare clients, against the same: where it is
+    // The bare ceiling in the same turns: where it is under 25, no server reaches the hit's target here.
+    ceilingVsDeployed: inTurns(flaskRows.deployed?.ceiling),
+    // What a miss needs from Redis and MySQL, from bare clients, in the same turns: where it is
     // under 25, the miss's target asks more than one statement and one script per order give here.
-    missFloorVsDeployed: times(floorRow, flaskRows.deployed?.miss),
+    missFloorVsDeployed: inTurns(flaskRows.deployed?.floor),
     hitVsGunicorn: times(hit, flaskRows.gunicorn?.hit),
     missVsGunicorn: times(miss, flaskRows.gunicorn?.miss)
   }
@@ -703,13 +721,13 @@ async function main (): Promise<void> {
   await writeFile(file, JSON.stringify(results, null, 2))
 
   console.log(`\n${table(rows)}\n`)
-  console.log('ratio: against the ceiling (rows 2-6), the miss floor (miss), the Flask row after it (ours in turns with Flask), the miss (Redis down), nginx → ceiling (nginx rows); server µs/req: CPU of all the server\'s processes per answer')
+  console.log('ratio: against the ceiling (rows 2-6), the miss floor (miss), the Flask row they ran in turns with (rows "in turns with the Flask service"), the miss (Redis down), nginx → ceiling (nginx rows); server µs/req: CPU of all the server\'s processes per answer')
   console.log(`the hit against the ceiling that also sends our 6 headers: ${hitVsHeaders.toFixed(2)}; against the ceiling sending the same ${HOT_SET} answers: ${hitVsReal.toFixed(2)}; against bare node:http sending the same answers and headers: ${hitVsNode.toFixed(2)}`)
   console.log(`generator: wrk -t${THREADS} -c${CONNECTIONS}; the ceiling with 2 threads gave ${(ceilingTwo.ratio ?? 0).toFixed(2)}× the 1-thread figure` +
     ` (${generatorOk ? 'wrk is not the limit' : 'CHECK: the generator may be the limit'}); wrk CPU ${ceilingRow.generatorCpuSeconds} s vs ceiling CPU ${ceilingRow.serverCpuSeconds} s`)
   if (flask.deployed) {
-    console.log(`vs the original Flask service: hit ${versusFlask.hitVsDeployed ?? '-'}×, miss ${versusFlask.missVsDeployed ?? '-'}× as deployed ` +
-      `(the miss floor ${versusFlask.missFloorVsDeployed ?? '-'}×); hit ${versusFlask.hitVsGunicorn ?? '-'}×, miss ${versusFlask.missVsGunicorn ?? '-'}× under gunicorn -w 2`)
+    console.log(`vs the original Flask service as deployed, in turns: hit ${versusFlask.hitVsDeployed ?? '-'}× (the bare ceiling ${versusFlask.ceilingVsDeployed ?? '-'}×), ` +
+      `miss ${versusFlask.missVsDeployed ?? '-'}× (the miss floor ${versusFlask.missFloorVsDeployed ?? '-'}×); hit ${versusFlask.hitVsGunicorn ?? '-'}×, miss ${versusFlask.missVsGunicorn ?? '-'}× under gunicorn -w 2`)
   }
   if (flask.missing !== undefined) console.log(`original Flask service rows skipped: ${flask.missing}`)
   const seeding = results.seeding as { orders: number, ordersPerSecond: number }
