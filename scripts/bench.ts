@@ -78,7 +78,7 @@ const SHORT = Math.max(2, Math.round(DURATION / 2))
 /** And those that no target reads (/fake, the original service under gunicorn) for this long. */
 const BRIEF = Math.max(2, Math.round(DURATION * 0.3))
 /** More misses than one slice makes (12-14k a second in the runs of 2026-12-04). */
-const MISSES_PER_SLICE = 50_000 * Math.max(1, Math.round(DURATION / ROUNDS))
+const MISSES_PER_SLICE = 50_000 * Math.max(1, Math.round(DURATION / ROUNDS), FLASK_SLICE)
 const HOT_SET = 1000
 const TOKEN = 'bench-admin-token-0123456789abcdef'
 
@@ -238,7 +238,11 @@ function missWalk (redis: Redis, prefix: string, minLeft: number): { walk: Retur
       await dropCachedAnswers(redis, prefix)
       misses.restart()
     },
-    noteIfWrapped: (row) => { if (misses.wrapped) row.note = `ran past the ${ORDERS} orders: some requests were not misses` }
+    // For the slices since the last call (each compare's misses get their own verdict).
+    noteIfWrapped: (row) => {
+      if (misses.wrapped) row.note = `ran past the ${ORDERS} orders: some requests were not misses`
+      misses.wrapped = false
+    }
   }
 }
 
@@ -587,7 +591,7 @@ async function main (): Promise<void> {
           http({ name: '/query hit, in turns with the Flask service', url: apiUrl, expectStatus: 200, paths: hotSet, pids: () => [api.pid as number] }), flaskHit,
           http({ name: 'ceiling (bare Fastify), in turns with the Flask service', url: `http://127.0.0.1:${ceilingPort}`, expectStatus: 200, paths: hotSet, pids: pid(ceiling) })
         ], FLASK_ROUNDS, FLASK_ROUNDS * FLASK_SLICE)
-        answerSplit(countsBeforeTurns, await answerCounts(apiUrl), 'the hit in turns with the Flask service')
+        results.hitInTurnsAnswerSources = answerSplit(countsBeforeTurns, await answerCounts(apiUrl), 'the hit in turns with the Flask service').sources
         const [ourMiss, missRow, floorTurns] = await compare(db, [
           http({ name: '/query miss, in turns with the Flask service', url: apiUrl, expectStatus: 200, paths: misses.walk.paths, made: misses.walk.made, before: misses.before, pids: () => [api.pid as number] }), flaskMiss,
           bare('miss floor, in turns with the Flask service', CONNECTIONS, async () => await floor.miss(nextFloorSno()))
@@ -727,7 +731,8 @@ async function main (): Promise<void> {
     ` (${generatorOk ? 'wrk is not the limit' : 'CHECK: the generator may be the limit'}); wrk CPU ${ceilingRow.generatorCpuSeconds} s vs ceiling CPU ${ceilingRow.serverCpuSeconds} s`)
   if (flask.deployed) {
     console.log(`vs the original Flask service as deployed, in turns: hit ${versusFlask.hitVsDeployed ?? '-'}× (the bare ceiling ${versusFlask.ceilingVsDeployed ?? '-'}×), ` +
-      `miss ${versusFlask.missVsDeployed ?? '-'}× (the miss floor ${versusFlask.missFloorVsDeployed ?? '-'}×); hit ${versusFlask.hitVsGunicorn ?? '-'}×, miss ${versusFlask.missVsGunicorn ?? '-'}× under gunicorn -w 2`)
+      `miss ${versusFlask.missVsDeployed ?? '-'}× (the miss floor ${versusFlask.missFloorVsDeployed ?? '-'}×); ` +
+      `under gunicorn -w 2, its own ${BRIEF} s runs against our main rows (not in turns): hit ${versusFlask.hitVsGunicorn ?? '-'}×, miss ${versusFlask.missVsGunicorn ?? '-'}×`)
   }
   if (flask.missing !== undefined) console.log(`original Flask service rows skipped: ${flask.missing}`)
   const seeding = results.seeding as { orders: number, ordersPerSecond: number }

@@ -31,6 +31,8 @@ const LONGEST_ADDRESS = 64
 function remembered (check: TrustProxy): TrustProxy {
   let known = new Map<string, boolean>()
   return (address, hop) => {
+    // A closed socket has no remoteAddress: Fastify's request.host and proxy-addr pass it on as is.
+    if (typeof address !== 'string') return check(address, hop)
     let trusted = known.get(address)
     if (trusted !== undefined) return trusted
     trusted = check(address, hop)

@@ -48,6 +48,9 @@ t.test('a trust list answers as proxy-addr\'s compiled check, however often an a
   if (trust === false) throw new Error('a list compiles to a function')
   const check = proxyAddr.compile(list.split(','))
   const addresses = ['127.0.0.1', '::1', '::ffff:127.0.0.1', '10.200.3.4', '192.0.2.1', '192.0.2.2', '203.0.113.9', 'not-an-address', '', `${'1'.repeat(70)}`]
+  // What Fastify and proxy-addr pass for a socket that has closed.
+  const gone = undefined as unknown as string
+  t.equal(trust(gone, 0), check(gone, 0), 'a closed socket\'s address')
   for (let round = 0; round < 3; round++) {
     for (const address of addresses) t.equal(trust(address, round), check(address, round), `round ${round}: ${address}`)
     // More distinct addresses than the memo keeps, half of them trusted.
