@@ -23,7 +23,7 @@ const LONGEST_ADDRESS = 64
 
 /**
  * An address list's trust function (which ignores the hop), with its answer kept per address.
- * The compiled check parses the address on every call, 0.75 µs here, and the client address of a
+ * The compiled check parses the address on every call, about 1 µs here, and the client address of a
  * request through nginx asks it twice (the peer, then the address nginx appended): 3 % of a cache
  * hit's CPU (docs/performance.md). An address's answer never changes, so it is kept, for at most
  * TRUST_MEMO_SIZE addresses at a time.
