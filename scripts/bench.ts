@@ -393,6 +393,9 @@ async function startRedis (port: number): Promise<ChildProcess> {
   return child
 }
 
+/** Every process the bench starts (they are unref'd): killed on the way out if a step throws. */
+const children: ChildProcess[] = []
+
 async function main (): Promise<void> {
   loadEnvFile()
   // One install each, so that a Flask package the mirror lacks does not keep wrk out.
@@ -413,7 +416,6 @@ async function main (): Promise<void> {
     settings: { orders: ORDERS, duration: DURATION, warmup: WARMUP, connections: CONNECTIONS, threads: THREADS, generator: 'wrk' }
   }
   const began = performance.now()
-  const children: ChildProcess[] = []
   const track = (child: ChildProcess): ChildProcess => { children.push(child); return child }
 
   // 1. Data: its own database, the seeding rate, and one report summary.
@@ -755,5 +757,6 @@ async function main (): Promise<void> {
 
 main().catch((err: unknown) => {
   console.error(err)
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
   process.exit(1)
 })
