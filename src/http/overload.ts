@@ -43,17 +43,21 @@ export class OverloadGuard {
       return
     }
     const interval = this.options.sampleIntervalMs ?? 100
-    const schedule = (): void => {
-      this.due = performance.now() + interval
+    // The next sample is due one interval after this one was taken, not after the work that
+    // follows it: a stall that falls between the two (reading the heap is a system call) still
+    // shows as lateness instead of vanishing.
+    const schedule = (sampledAt: number): void => {
+      this.due = sampledAt + interval
       this.timer = setTimeout(() => {
-        this.lagMs = Math.max(0, performance.now() - this.due)
+        const now = performance.now()
+        this.lagMs = Math.max(0, now - this.due)
         this.heapUsed = process.memoryUsage().heapUsed
         this.firstSample()
-        schedule()
+        schedule(now)
       }, interval)
       this.timer.unref()
     }
-    schedule()
+    schedule(performance.now())
     this.logTimer = setInterval(() => { this.report() }, this.options.logIntervalMs ?? 10_000).unref()
   }
 
