@@ -143,20 +143,32 @@ async function dropCachedAnswers (redis: Redis, prefix: string): Promise<void> {
 type AnswerCounts = Awaited<ReturnType<typeof answerCounts>>
 
 /** Where the answers between two readings of answerCounts came from, logged under `label`. */
-function answerSplit (before: AnswerCounts, after: AnswerCounts, label: string): { sources: Record<string, number>, nearShare: number, viaShortcut: number } {
+function answerSplit (before: AnswerCounts, after: AnswerCounts, label: string): { sources: Record<string, number>, nearShare: number, viaShortcut: number, gc: Record<string, { count: number, ms: number }> } {
   const sources = Object.fromEntries(Object.entries(after.sources).map(([source, n]) => [source, n - (before.sources[source] ?? 0)]))
   const answered = Object.values(sources).reduce((a, b) => a + b, 0)
   const nearShare = answered === 0 ? 0 : (sources.near ?? 0) / answered
   const viaShortcut = after.shortcut - before.shortcut
   log(`  ${label}'s answers: ${Object.entries(sources).map(([source, n]) => `${n} from ${source}`).join(', ')} (${(nearShare * 100).toFixed(2)}% from the process's near cache, ${viaShortcut} of them sent by the shortcut before Fastify)`)
-  return { sources, nearShare, viaShortcut }
+  // The API's collections over the same span: a process whose young objects survive (every
+  // scavenge several ms, old space refilling between major collections) serves hits at about
+  // half the rate of one whose do not, and this is where a run shows which one it had.
+  const gc = Object.fromEntries(Object.entries(after.gc).map(([kind, { count, seconds }]) =>
+    [kind, { count: count - (before.gc[kind]?.count ?? 0), ms: Math.round((seconds - (before.gc[kind]?.seconds ?? 0)) * 10_000) / 10 }]))
+  log(`  the API's garbage collection over them: ${Object.entries(gc).map(([kind, { count, ms }]) => `${kind} ${count} in ${ms} ms (${count === 0 ? 0 : (ms / count).toFixed(2)} ms each)`).join(', ')}`)
+  return { sources, nearShare, viaShortcut, gc }
 }
 
-async function answerCounts (base: string): Promise<{ sources: Record<string, number>, shortcut: number }> {
+async function answerCounts (base: string): Promise<{ sources: Record<string, number>, shortcut: number, gc: Record<string, { count: number, seconds: number }> }> {
   const text = await (await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })).text()
   const sources: Record<string, number> = {}
   for (const [, source, value] of text.matchAll(/^logistics_query_answers_total\{source="(\w+)"[^}]*\} (\d+)/gm)) sources[source] = Number(value)
-  return { sources, shortcut: Number(/^logistics_query_shortcut_answers_total\{[^}]*\} (\d+)/m.exec(text)?.[1] ?? 0) }
+  const gc: Record<string, { count: number, seconds: number }> = {}
+  for (const [, field, kind, value] of text.matchAll(/^logistics_nodejs_gc_duration_seconds_(sum|count)\{[^}]*kind="(\w+)"[^}]*\} ([\d.e+-]+)/gm)) {
+    gc[kind] ??= { count: 0, seconds: 0 }
+    if (field === 'sum') gc[kind].seconds = Number(value)
+    else gc[kind].count = Number(value)
+  }
+  return { sources, shortcut: Number(/^logistics_query_shortcut_answers_total\{[^}]*\} (\d+)/m.exec(text)?.[1] ?? 0), gc }
 }
 
 /** Requests `first`, `first + 1`, … `first + count - 1` with `concurrency` in flight: warms a cache. Returns the bodies, in that order. */
@@ -492,8 +504,9 @@ async function main (): Promise<void> {
   ], HIT_ROUNDS, DURATION / ROUNDS * HIT_ROUNDS)
   rows.push(ceilingRow, ceilingTwo, headersRow, realRow, nodeRow, hit)
   // Where the hit load's answers came from: a near cache that is off would make this a Redis benchmark.
-  const { sources: hitSources, nearShare, viaShortcut } = answerSplit(countsBefore, await answerCounts(apiUrl), 'the hit load')
+  const { sources: hitSources, nearShare, viaShortcut, gc: hitGc } = answerSplit(countsBefore, await answerCounts(apiUrl), 'the hit load')
   results.hitAnswerSources = { ...hitSources, nearViaShortcut: viaShortcut }
+  results.apiGcUnderHitLoad = hitGc
   for (const row of [ceilingTwo, headersRow, realRow, nodeRow, hit]) against(row, ceilingRow)
   // What the hit costs beyond the headers it must send: against the ceiling that sends them too.
   const hitVsHeaders = pairedRatio(hit, headersRow)
