@@ -136,14 +136,10 @@ async function dropCachedAnswers (redis: Redis, prefix: string): Promise<void> {
   for (const pattern of CACHE_KEY_PATTERNS) await dropKeys(redis, `${prefix}${pattern}`)
 }
 
-/**
- * The API's answers so far by where they came from (near, redis, database), and how many of the
- * near ones the hit shortcut sent before Fastify, from one scrape of its /metrics.
- */
-type AnswerCounts = Awaited<ReturnType<typeof answerCounts>>
+type ApiCounters = Awaited<ReturnType<typeof apiCounters>>
 
-/** Where the answers between two readings of answerCounts came from, logged under `label`. */
-function answerSplit (before: AnswerCounts, after: AnswerCounts, label: string): { sources: Record<string, number>, nearShare: number, viaShortcut: number, gc: Record<string, { count: number, ms: number }> } {
+/** What the API did between two readings of apiCounters (its answers' sources, its collections), logged under `label`. */
+function apiSpan (before: ApiCounters, after: ApiCounters, label: string): { sources: Record<string, number>, nearShare: number, viaShortcut: number, gc: Record<string, { count: number, ms: number }> } {
   const sources = Object.fromEntries(Object.entries(after.sources).map(([source, n]) => [source, n - (before.sources[source] ?? 0)]))
   const answered = Object.values(sources).reduce((a, b) => a + b, 0)
   const nearShare = answered === 0 ? 0 : (sources.near ?? 0) / answered
@@ -158,7 +154,12 @@ function answerSplit (before: AnswerCounts, after: AnswerCounts, label: string):
   return { sources, nearShare, viaShortcut, gc }
 }
 
-async function answerCounts (base: string): Promise<{ sources: Record<string, number>, shortcut: number, gc: Record<string, { count: number, seconds: number }> }> {
+/**
+ * The API's answers so far by where they came from (near, redis, database), how many of the near
+ * ones the hit shortcut sent before Fastify, and its garbage collections by kind (count, seconds),
+ * from one scrape of its /metrics.
+ */
+async function apiCounters (base: string): Promise<{ sources: Record<string, number>, shortcut: number, gc: Record<string, { count: number, seconds: number }> }> {
   const text = await (await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })).text()
   const sources: Record<string, number> = {}
   for (const [, source, value] of text.matchAll(/^logistics_query_answers_total\{source="(\w+)"[^}]*\} (\d+)/gm)) sources[source] = Number(value)
@@ -489,7 +490,7 @@ async function main (): Promise<void> {
   log(`single process (wrk -t${THREADS} -c${CONNECTIONS}, ${WARMUP} s warm-up + ${DURATION} s each in ${ROUNDS} interleaved slices, ${HIT_ROUNDS} for the hit and its ceilings); typical answer ${Buffer.byteLength(typical)} bytes`)
 
   const rows: Row[] = []
-  const countsBefore = await answerCounts(apiUrl)
+  const countsBefore = await apiCounters(apiUrl)
   // All driven by the same request sequence, so the load generator does the same work for each.
   const pid = (child: ChildProcess) => () => [child.pid as number]
   // The two targets checked against the ceiling, the generator's and the hit, either side of it,
@@ -504,7 +505,7 @@ async function main (): Promise<void> {
   ], HIT_ROUNDS, DURATION / ROUNDS * HIT_ROUNDS)
   rows.push(ceilingRow, ceilingTwo, headersRow, realRow, nodeRow, hit)
   // Where the hit load's answers came from: a near cache that is off would make this a Redis benchmark.
-  const { sources: hitSources, nearShare, viaShortcut, gc: hitGc } = answerSplit(countsBefore, await answerCounts(apiUrl), 'the hit load')
+  const { sources: hitSources, nearShare, viaShortcut, gc: hitGc } = apiSpan(countsBefore, await apiCounters(apiUrl), 'the hit load')
   results.hitAnswerSources = { ...hitSources, nearViaShortcut: viaShortcut }
   results.apiGcUnderHitLoad = hitGc
   for (const row of [ceilingTwo, headersRow, realRow, nodeRow, hit]) against(row, ceilingRow)
@@ -601,12 +602,12 @@ async function main (): Promise<void> {
       if (mode === 'deployed') {
         // With the bare ceiling and the miss floor in the same turns: what any server, and any miss
         // needing those two round trips, gives against it here.
-        const countsBeforeTurns = await answerCounts(apiUrl)
+        const countsBeforeTurns = await apiCounters(apiUrl)
         const [ourHit, hitRow, ceilingTurns] = await compare(db, [
           http({ name: '/query hit, in turns with the Flask service', url: apiUrl, expectStatus: 200, paths: hotSet, pids: () => [api.pid as number] }), flaskHit,
           http({ name: 'ceiling (bare Fastify), in turns with the Flask service', url: `http://127.0.0.1:${ceilingPort}`, expectStatus: 200, paths: hotSet, pids: pid(ceiling) })
         ], FLASK_ROUNDS, FLASK_ROUNDS * FLASK_SLICE)
-        results.hitInTurnsAnswerSources = answerSplit(countsBeforeTurns, await answerCounts(apiUrl), 'the hit in turns with the Flask service').sources
+        results.hitInTurnsAnswerSources = apiSpan(countsBeforeTurns, await apiCounters(apiUrl), 'the hit in turns with the Flask service').sources
         const [ourMiss, missRow, floorTurns] = await compare(db, [
           http({ name: '/query miss, in turns with the Flask service', url: apiUrl, expectStatus: 200, paths: misses.walk.paths, made: misses.walk.made, before: misses.before, pids: () => [api.pid as number] }), flaskMiss,
           bare('miss floor, in turns with the Flask service', CONNECTIONS, async () => await floor.miss(nextFloorSno()))
