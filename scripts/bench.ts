@@ -178,7 +178,9 @@ async function apiCounters (base: string): Promise<{ sources: Record<string, num
  * the first, and so the change of every order seeded (100,000, in batches of 5,000 a poll). Left to
  * it, that work fell on the hit's first slices (its scavenges copied up to 5 MB each while a batch
  * was held, against 10 KB after) and invalidated copies of the hot set after the warm-up; it
- * is what an API does once after a bulk load, not on each hit.
+ * is what an API does once after a bulk load, not on each hit. Read from the tables, not from the
+ * API's logistics_change_log_backlog: /metrics keeps those figures for a few seconds, and its
+ * backlog lagged the table by 5 s here.
  */
 async function relayCaughtUp (db: Db, timeoutMs = 120_000): Promise<number> {
   const started = performance.now()
