@@ -28,9 +28,14 @@ export class TcpProxy {
   }
 
   private async listen (): Promise<void> {
-    this.server = createServer((client) => this.accept(client))
-    await new Promise<void>((resolve) => this.server?.listen(this.listenPort, '127.0.0.1', resolve))
-    this.listenPort = (this.server.address() as { port: number }).port
+    const server = createServer((client) => this.accept(client))
+    // A failure to listen (the port taken meanwhile, on restore) fails the call, not the process.
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(this.listenPort, '127.0.0.1', () => { server.off('error', reject); resolve() })
+    })
+    this.server = server
+    this.listenPort = (server.address() as { port: number }).port
   }
 
   private accept (client: Socket): void {

@@ -9,7 +9,7 @@ import { AMQP_URL, consumerFor, drain, ingestSetup, makeEvents, makeOrders, publ
  * every event of the 50,000 is stored exactly once.
  */
 const ctx = await ingestSetup(t, 'broker_cut')
-const fixture = await makeOrders(ctx.db, 2000)
+const fixture = await makeOrders(t, ctx.db, 2000)
 const events = makeEvents(fixture, 50_000, 'cut', 6)
 const proxy = await TcpProxy.start(t, Number(new URL(AMQP_URL).port || 5672))
 const viaProxy = new URL(AMQP_URL)

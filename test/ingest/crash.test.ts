@@ -7,7 +7,7 @@ import { drain, IngestProcess, ingestSetup, makeEvents, makeOrders, publish, sto
  * back as duplicates).
  */
 const ctx = await ingestSetup(t, 'crash')
-const fixture = await makeOrders(ctx.db, 2000)
+const fixture = await makeOrders(t, ctx.db, 2000)
 const events = makeEvents(fixture, 50_000, 'kill', 5)
 
 t.test('SIGKILL mid-stream, restart: each of 50,000 events stored once', async (t) => {

@@ -10,7 +10,7 @@ import { consumerFor, drain, ingestSetup, makeEvents, makeOrders, publish, rando
  * of arrival.
  */
 const ctx = await ingestSetup(t, 'duplicates')
-const fixture = await makeOrders(ctx.db, 1000)
+const fixture = await makeOrders(t, ctx.db, 1000)
 const events = makeEvents(fixture, 10_000, 'dup', 3)
 const rnd = random(11)
 const twice = [...events, ...events]

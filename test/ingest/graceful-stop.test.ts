@@ -7,7 +7,7 @@ import { drain, IngestProcess, ingestSetup, makeEvents, makeOrders, publish, que
  * a restart stores the rest with no duplicate at all.
  */
 const ctx = await ingestSetup(t, 'graceful_stop')
-const fixture = await makeOrders(ctx.db, 2000)
+const fixture = await makeOrders(t, ctx.db, 2000)
 const events = makeEvents(fixture, 30_000, 'term', 9)
 
 t.test('SIGTERM mid-stream, restart: nothing lost, nothing stored twice', async (t) => {

@@ -36,12 +36,26 @@ export interface IngestContext {
 export async function ingestSetup (t: Test, name: string, env: Record<string, string> = {}): Promise<IngestContext> {
   const queue = `lt.${RUN === '' ? '' : `${RUN}.`}${name}.events`
   const config = testConfig(`ingest_${name}`, { AMQP_URL, AMQP_QUEUE: queue, ...env })
-  const database = await freshDatabase(t, config)
-  await clearKeys(t, config)
+  const database = await step(t, 'the test database', async () => await freshDatabase(t, config))
+  await step(t, 'the Redis keys', async () => await clearKeys(t, config))
   const dead = deadLetterQueue(queue)
-  await deleteQueues(queue, dead)
+  await step(t, 'the queues', async () => { await deleteQueues(queue, dead) })
   t.teardown(async () => { await deleteQueues(queue, dead) })
   return { config, database, db: database.db, queue, dead }
+}
+
+/**
+ * One step of a file's setup. A setup that throws at the top level of a test file ends its
+ * process before any test, and tap then reports only "no tests found", the error itself going to
+ * stderr apart from the file's results: this reports it as a failure of the file, naming the step.
+ */
+export async function step<T> (t: Test, what: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run()
+  } catch (err) {
+    t.fail(`setting up ${what} failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`)
+    throw err
+  }
 }
 
 async function deleteQueues (...queues: string[]): Promise<void> {
@@ -57,11 +71,13 @@ export interface Fixture {
 }
 
 /** `count` demo orders through the write path: their snos, and the hub ids. */
-export async function makeOrders (db: Db, count: number): Promise<Fixture> {
-  await bulkLoadOrders(db, { count, seed: 7, batchSize: 1000 })
-  const snos = (await db.selectFrom('orders').select('sno').orderBy('sno').execute()).map((r) => Number(r.sno))
-  const hubs = (await db.selectFrom('locations').select('id').orderBy('id').execute()).map((r) => Number(r.id))
-  return { snos, hubs }
+export async function makeOrders (t: Test, db: Db, count: number): Promise<Fixture> {
+  return await step(t, `${count} orders`, async () => {
+    await bulkLoadOrders(db, { count, seed: 7, batchSize: 1000 })
+    const snos = (await db.selectFrom('orders').select('sno').orderBy('sno').execute()).map((r) => Number(r.sno))
+    const hubs = (await db.selectFrom('locations').select('id').orderBy('id').execute()).map((r) => Number(r.id))
+    return { snos, hubs }
+  })
 }
 
 /** A seeded random source (mulberry32), so a failing run can be replayed. */

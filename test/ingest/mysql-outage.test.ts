@@ -11,7 +11,7 @@ import { consumerFor, drain, ingestSetup, makeEvents, makeOrders, publish, queue
  * the messages, and everything is stored once MySQL is back.
  */
 const ctx = await ingestSetup(t, 'mysql_outage')
-const fixture = await makeOrders(ctx.db, 2000)
+const fixture = await makeOrders(t, ctx.db, 2000)
 const events = makeEvents(fixture, 20_000, 'out', 8)
 const proxy = await TcpProxy.start(t, ctx.config.db.port)
 const url = new URL(ctx.config.db.url)

@@ -9,7 +9,7 @@ import { consumerFor, drain, ingestSetup, makeEvents, makeOrders, publish, store
  * the second batch has committed.
  */
 const ctx = await ingestSetup(t, 'pipelining', { AMQP_PREFETCH: '200', AMQP_BATCH_MAX: '50' })
-const fixture = await makeOrders(ctx.db, 200)
+const fixture = await makeOrders(t, ctx.db, 200)
 const events = makeEvents(fixture, 100, 'pipe', 5)
 
 t.test('a batch committed first is acknowledged after the batch ahead of it', async (t) => {

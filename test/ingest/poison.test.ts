@@ -7,7 +7,7 @@ import { consumerFor, drain, ingestSetup, makeEvents, makeOrders, publish, store
  * while the valid messages around it are stored; omitted types are acknowledged and counted.
  */
 const ctx = await ingestSetup(t, 'poison', { EVENTS_TO_OMIT: 'device.heartbeat', AMQP_DELIVERY_LIMIT: '3' })
-const fixture = await makeOrders(ctx.db, 50)
+const fixture = await makeOrders(t, ctx.db, 50)
 const { snos } = fixture
 const maxSno = snos[snos.length - 1]
 const valid = makeEvents(fixture, 200, 'ok')

@@ -3,7 +3,7 @@ import { consumerFor, ingestSetup, makeOrders, publish, until } from './helpers.
 
 /** vehicle.load / vehicle.unload over the queue go through the fleet's loading rules. */
 const ctx = await ingestSetup(t, 'vehicles')
-const fixture = await makeOrders(ctx.db, 5)
+const fixture = await makeOrders(t, ctx.db, 5)
 const [first, second] = fixture.snos
 await ctx.db.insertInto('vehicles').values({ id: 'Q-TPE-01', name: '臺北一號', capacity: 1, home_location_id: 3 }).execute()
 const onBoard = async (): Promise<number[]> => (await ctx.db.selectFrom('vehicle_parcels').select('sno').where('vehicle_id', '=', 'Q-TPE-01').execute()).map((r) => Number(r.sno))
