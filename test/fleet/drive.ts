@@ -1,18 +1,10 @@
 import { offsetM } from '../../src/fleet/geo.js'
+import { seeded } from '../../src/simulator/random.js'
 
 export interface ScriptedFix { lat: number, lng: number, ts: number, speed: number, accuracy: number }
 
-/** A seeded random source (mulberry32), so every drive is the same run after run. */
-export function random (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** A seeded random source (the simulator's mulberry32), so every drive is the same run after run. */
+export const random = seeded
 
 /**
  * A drive into a hub and out again, one fix every 5 s, about 10 minutes of fix time: approach

@@ -13,6 +13,7 @@ import { Writer } from '../../src/writes/writer.js'
 import { IngestConsumer, type EventWriter } from '../../src/ingest/consumer.js'
 import { deadLetterQueue, mainQueueArguments } from '../../src/ingest/queue-link.js'
 import { TRACKING_STATUSES } from '../../src/tracking/statuses.js'
+import { seeded } from '../../src/simulator/random.js'
 import { RUN, testConfig } from '../helpers/config.js'
 import { freshDatabase } from '../helpers/database.js'
 import { clearKeys } from '../helpers/redis.js'
@@ -80,16 +81,8 @@ export async function makeOrders (t: Test, db: Db, count: number): Promise<Fixtu
   })
 }
 
-/** A seeded random source (mulberry32), so a failing run can be replayed. */
-export function random (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = Math.imul(a ^ (a >>> 15), 1 | a)
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** A seeded random source (the simulator's mulberry32), so a failing run can be replayed. */
+export const random = seeded
 
 export interface QueueEvent {
   type: 'tracking.event'
