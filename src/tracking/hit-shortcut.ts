@@ -4,7 +4,8 @@ import { performance } from 'node:perf_hooks'
 import type { HttpError } from '../http/errors.js'
 import { clientAddress, type TrustProxy } from '../http/client-address.js'
 import { clientKey, type NotFoundLimiter, type RequestLimiter } from '../http/rate-limit.js'
-import { jsonAnswerHeaders, newRequestId, requestIdOf } from '../http/response-headers.js'
+import { sendJsonAnswer } from '../http/json-answer.js'
+import { newRequestId, requestIdOf } from '../http/response-headers.js'
 import type { TrackingService } from './service.js'
 
 export interface HitShortcutParts {
@@ -129,8 +130,7 @@ export class QueryHitShortcut {
       (req as ChargedRequest)[CHARGED] = { refusal }
       return false
     }
-    res.writeHead(200, jsonAnswerHeaders(plain ? newRequestId() : requestIdOf(req), body.length))
-    res.end(body)
+    sendJsonAnswer(res, plain ? newRequestId() : requestIdOf(req), body, now)
     parts.tracking.stats.near++
     this.answered++
     parts.observe((performance.now() - started) / 1000)
