@@ -41,7 +41,7 @@ interface ResponseState {
  * and `res.end(body)` would, byte for byte. In the common case (a fresh response on a connection
  * kept alive, nothing set on it yet, no Keep-Alive header to send) the head is put together from
  * constant parts and given to Node as the head it would have made (`_header`, which end() sends
- * with the body): writeHead validates and classifies all nine header names and values on every
+ * with the body): writeHead validates and classifies all eight header names and values on every
  * answer, which cost a bare node:http server sending our answers 7 % of its rate. Any other case,
  * such as a client asking to close or the connection's last request, goes through writeHead.
  * test/http/json-answer.test.ts checks both ways against Node's own.
