@@ -43,7 +43,12 @@ async function main (): Promise<void> {
     baseDelayMs: 500,
     maxDelayMs: 30_000,
     signal: controller.signal,
-    onRetry: (err, attempt) => { if (attempt % 5 === 1) logger.error({ err, bucket: config.s3.bucket }, 'S3 not reachable yet; retrying') }
+    // The first miss is the usual race at start (a warning); five misses on, about 15 s have
+    // passed and it is an error, repeated every fifth attempt while it lasts.
+    onRetry: (err, attempt) => {
+      if (attempt === 1) logger.warn({ err, bucket: config.s3.bucket }, 'S3 not reachable yet; retrying')
+      else if (attempt % 5 === 1) logger.error({ err, bucket: config.s3.bucket, attempt }, 'S3 still not reachable; retrying')
+    }
   })
   if (controller.signal.aborted) return
 

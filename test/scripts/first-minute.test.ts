@@ -38,6 +38,26 @@ t.test('the API started with MySQL and Redis unreachable says so, and answers 50
   t.equal(health.status, 503)
 })
 
+t.test('the worker started before its S3 store warns that it waits for it, naming the bucket', async (t) => {
+  // The embedded store's port, with nothing listening: as under PM2 before s3-local is up.
+  const s3Port = await freePort()
+  const child = spawn(process.execPath, ['dist/worker.js'], {
+    cwd: root,
+    env: { ...process.env, NODE_ENV: 'test', LOG_LEVEL: 'info', S3_LOCAL_PORT: String(s3Port), S3_BUCKET: '', S3_ENDPOINT: '', S3_REGION: '' },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  t.teardown(() => { child.kill('SIGKILL') })
+  let output = ''
+  child.stdout.on('data', (d: Buffer) => { output += d.toString() })
+  child.stderr.on('data', (d: Buffer) => { output += d.toString() })
+  t.ok(await eventually(() => output.includes('S3 not reachable yet'), 90_000), 'the wait is logged')
+  const line = output.split('\n').find((l) => l.includes('S3 not reachable yet')) ?? ''
+  const entry = JSON.parse(line) as { level: number, bucket?: string }
+  t.equal(entry.level, 40, 'as a warning: the store may simply be starting')
+  t.ok(entry.bucket, 'with the bucket it waits for')
+  t.notOk(output.split('\n').some((l) => l.includes('"level":50') && l.includes('S3')), 'and no error about S3 so far')
+})
+
 t.test('a Redis database number the server lacks is refused at start-up, not used as database 0', async (t) => {
   const port = await freePort()
   const result = spawnSync(process.execPath, ['dist/server.js'], {
