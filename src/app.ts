@@ -253,7 +253,7 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   registerErrorHandling(app)
   await registerDocs(app, API_VERSION)
   const access = new Access({ adminToken: config.adminToken, ingestTokens: config.ingestTokens })
-  const durations = registerMetrics(app, { db: database.db, guard, tracking, shortcut, access })
+  const durations = registerMetrics(app, { db: database.db, guard, tracking, shortcut, access, gc: config.metricsGc })
 
   await app.register(healthRoutes, { db: database.db, redis: guard })
   const feed = new ChangeFeed(config.db, app.log, config.live.pollMs)

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { sql } from 'kysely'
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Registry } from 'prom-client'
+import { collectProcessMetrics } from './process-metrics.js'
 import { RequestDurations } from './request-durations.js'
 import type { Access } from './auth.js'
 import type { Db } from '../infra/db.js'
@@ -15,6 +16,8 @@ export interface MetricsSources {
   tracking: TrackingService
   shortcut: QueryHitShortcut
   access: Access
+  /** Whether to count garbage collections (METRICS_GC). */
+  gc: boolean
 }
 
 /** Redis hashes where the other processes (queue consumer, worker) leave their counters. */
@@ -42,7 +45,7 @@ interface ClusterFigures {
 export function registerMetrics (app: FastifyInstance, sources: MetricsSources): RequestDurations {
   const registry = new Registry()
   registry.setDefaultLabels({ instance: process.env.NODE_APP_INSTANCE ?? String(process.pid) })
-  collectDefaultMetrics({ register: registry, prefix: 'logistics_' })
+  collectProcessMetrics(registry, 'logistics_', sources.gc)
 
   const requests = new RequestDurations('logistics_http_request_duration_seconds', 'HTTP requests by route, method and status, with their latency',
     [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5])

@@ -29,6 +29,7 @@ t.test('requests by route and status, and where the answers came from', async (t
   t.ok((value(text, 'logistics_query_answers_total', { source: 'database' }) ?? 0) >= 2, 'misses counted')
   t.ok((value(text, 'logistics_query_answers_total', { source: 'near' }) ?? 0) + (value(text, 'logistics_query_answers_total', { source: 'redis' }) ?? 0) >= 1, 'hits counted')
   t.match(text, /logistics_process_cpu_seconds_total/, 'the process\'s own figures')
+  t.notMatch(text, /logistics_nodejs_gc_duration_seconds/, 'but not its collections, unless METRICS_GC is set')
 })
 
 t.test('the platform\'s figures: change-log backlog, last report, consumer intake', async (t) => {
