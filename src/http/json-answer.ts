@@ -1,4 +1,4 @@
-import type { ServerResponse } from 'node:http'
+import { OutgoingMessage, type ServerResponse } from 'node:http'
 import { JSON_TYPE, SECURITY_HEADER_LIST } from './response-headers.js'
 
 const ANSWER_HEADERS: string[] = [...SECURITY_HEADER_LIST.flat(), 'x-request-id', '', 'content-type', JSON_TYPE, 'content-length', '']
@@ -27,6 +27,13 @@ const HEAD_LENGTH = `\r\ncontent-type: ${JSON_TYPE}\r\ncontent-length: `
 let dateSecond = -1
 let headEnd = ''
 
+/**
+ * Node's key for the headers set on a response with setHeader (null while none is), found once on
+ * a response of its own: none set is one of the conditions for making the head here, since
+ * writeHead would send them too. Not found (another Node), every answer goes through writeHead.
+ */
+const OUT_HEADERS: symbol | undefined = Object.getOwnPropertySymbols(new OutgoingMessage()).find((key) => key.description === 'kOutHeaders')
+
 /** What Node's ServerResponse keeps about a response's head: `_header` is the head once made. */
 interface ResponseState {
   _header: string | null
@@ -49,7 +56,7 @@ interface ResponseState {
  */
 export function sendJsonAnswer (res: ServerResponse, requestId: string, body: Buffer, now: number): void {
   const state = res as ServerResponse & ResponseState
-  if (state._header === null && res.shouldKeepAlive && res.sendDate && res.statusCode === 200 && res.statusMessage === undefined &&
+  if (OUT_HEADERS !== undefined && (res as unknown as Record<symbol, unknown>)[OUT_HEADERS] === null && state._header === null && res.shouldKeepAlive && res.sendDate && res.statusCode === 200 && res.statusMessage === undefined &&
     state.maxRequestsOnConnectionReached !== true && state._keepAliveTimeout === 0 && state._expect_continue !== true && state._removedConnection !== true) {
     const second = Math.floor(now / 1000)
     if (second !== dateSecond) {

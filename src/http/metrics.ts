@@ -45,7 +45,9 @@ interface ClusterFigures {
 export function registerMetrics (app: FastifyInstance, sources: MetricsSources): RequestDurations {
   const registry = new Registry()
   registry.setDefaultLabels({ instance: process.env.NODE_APP_INSTANCE ?? String(process.pid) })
-  collectProcessMetrics(registry, 'logistics_', sources.gc)
+  if (collectProcessMetrics(registry, 'logistics_', sources.gc) && !sources.gc) {
+    app.log.warn('prom-client\'s collectors were not found by name: all its default metrics are on, the GC histogram too (METRICS_GC)')
+  }
 
   const requests = new RequestDurations('logistics_http_request_duration_seconds', 'HTTP requests by route, method and status, with their latency',
     [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5])

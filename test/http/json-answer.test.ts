@@ -11,8 +11,10 @@ const BODY = Buffer.from(JSON.stringify({ sno: '1', tracking_status: 'Delivered'
 const ID = 'c0ffee00-1'
 let written = 0
 
-function answer (res: ServerResponse, url: string | undefined): void {
-  if (url === '/fast') {
+function answer (res: ServerResponse, url = ''): void {
+  // `?set`: a header set on the response before it is answered (writeHead sends it too).
+  if (url.endsWith('?set')) res.setHeader('x-extra', 'yes')
+  if (url.startsWith('/fast')) {
     const writeHead = res.writeHead.bind(res)
     res.writeHead = ((...args: Parameters<typeof res.writeHead>) => { written++; return writeHead(...args) }) as typeof res.writeHead
     sendJsonAnswer(res, ID, BODY, Date.now())
@@ -32,10 +34,10 @@ async function serve (configure: (server: Server) => void): Promise<number> {
 
 /**
  * Sends the requests one after another on one connection (each answer read before the next is
- * sent, so the connection stayed open for all of them); the raw answers. With `closes`, waits for
- * the server to close the connection after the last.
+ * sent, so the connection stayed open for all of them), or all at once with `pipelined`; the raw
+ * answers. With `closes`, waits for the server to close the connection after the last.
  */
-async function exchange (port: number, requests: string[], closes: boolean): Promise<string[]> {
+async function exchange (port: number, requests: string[], closes: boolean, pipelined = false): Promise<string[]> {
   const socket = connect(port, '127.0.0.1')
   socket.setEncoding('latin1')
   const answers: string[] = []
@@ -54,8 +56,9 @@ async function exchange (port: number, requests: string[], closes: boolean): Pro
     buffered = buffered.slice(end)
     return one
   }
+  if (pipelined) socket.write(requests.join(''))
   for (const request of requests) {
-    socket.write(request)
+    if (!pipelined) socket.write(request)
     const one = await new Promise<string>((resolve, reject) => {
       pending = () => {
         const got = complete()
@@ -92,7 +95,7 @@ t.test('on a connection kept alive, the head made here is the one Node makes', a
   t.equal(fast[0].slice(-BODY.length), BODY.toString('latin1'), 'the body follows the head')
 })
 
-t.test('the other cases go through writeHead, as Node would answer them', async (t) => {
+t.test('every kind of connection: the head made here where it can be, the same bytes as Node\'s', async (t) => {
   interface Case {
     name: string
     configure: (server: Server) => void
@@ -103,21 +106,28 @@ t.test('the other cases go through writeHead, as Node would answer them', async 
     last: RegExp
     /** Whether the server closes the connection after it. */
     closes: boolean
+    pipelined?: boolean
   }
+  const alive = /\r\nConnection: keep-alive\r\n\r\n/
   const close = /\r\nConnection: close\r\n/
   const cases: Case[] = [
+    // Made here: the bytes must be Node's.
+    { name: 'HTTP/1.0 with keep-alive', configure: (server) => { server.keepAliveTimeout = 0 }, requests: ['GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n', 'GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n'], slow: 0, last: alive, closes: false },
+    { name: 'pipelined requests', configure: (server) => { server.keepAliveTimeout = 0 }, requests: [get('/'), get('/'), get('/')], slow: 0, last: alive, closes: false, pipelined: true },
+    // Through writeHead: the count of its calls is what tells the two ways apart.
+    { name: 'a header set on the response first', configure: (server) => { server.keepAliveTimeout = 0 }, requests: [get('/?set')], slow: 1, last: /\r\nx-extra: yes\r\n/, closes: false },
     { name: 'the client asks to close', configure: (server) => { server.keepAliveTimeout = 0 }, requests: [get('/', 'Connection: close\r\n')], slow: 1, last: close, closes: true },
     { name: 'HTTP/1.0 without keep-alive', configure: (server) => { server.keepAliveTimeout = 0 }, requests: ['GET / HTTP/1.0\r\n\r\n'], slow: 1, last: close, closes: true },
     // Node asks the client to close after the connection's last request, and leaves the closing to it.
     { name: 'the connection\'s last request', configure: (server) => { server.keepAliveTimeout = 0; server.maxRequestsPerSocket = 2 }, requests: [get('/'), get('/')], slow: 1, last: close, closes: false },
     { name: 'a server that sends Keep-Alive', configure: (server) => { server.keepAliveTimeout = 5000 }, requests: [get('/'), get('/')], slow: 2, last: /\r\nKeep-Alive: timeout=5\r\n/, closes: false }
   ]
-  for (const { name, configure, requests, slow, last, closes } of cases) {
+  for (const { name, configure, requests, slow, last, closes, pipelined } of cases) {
     const port = await serve(configure)
     const before = written
     // Where the connection is to close, exchange() waits for the server to close it, both ways.
-    const fast = await exchange(port, requests.map((r) => r.replace('GET / ', 'GET /fast ')), closes)
-    const node = await exchange(port, requests.map((r) => r.replace('GET / ', 'GET /node ')), closes)
+    const fast = await exchange(port, requests.map((r) => r.replace('GET /', 'GET /fast')), closes, pipelined)
+    const node = await exchange(port, requests.map((r) => r.replace('GET /', 'GET /node')), closes, pipelined)
     t.equal(written - before, slow, `${name}: ${slow} through writeHead`)
     t.same(fast.map(undated), node.map(undated), `${name}: the same bytes`)
     t.match(fast.at(-1), last, name)

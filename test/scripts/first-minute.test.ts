@@ -50,8 +50,10 @@ t.test('the worker started before its S3 store warns that it waits for it, namin
   let output = ''
   child.stdout.on('data', (d: Buffer) => { output += d.toString() })
   child.stderr.on('data', (d: Buffer) => { output += d.toString() })
-  t.ok(await eventually(() => output.includes('S3 not reachable yet'), 90_000), 'the wait is logged')
-  const line = output.split('\n').find((l) => l.includes('S3 not reachable yet')) ?? ''
+  // A whole line: one with an error's stack may arrive in more than one piece.
+  const logged = (): string | undefined => output.split('\n').slice(0, -1).find((l) => l.includes('S3 not reachable yet'))
+  t.ok(await eventually(() => logged() !== undefined, 90_000), 'the wait is logged')
+  const line = logged() ?? ''
   const entry = JSON.parse(line) as { level: number, bucket?: string }
   t.equal(entry.level, 40, 'as a warning: the store may simply be starting')
   t.ok(entry.bucket, 'with the bucket it waits for')
