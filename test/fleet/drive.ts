@@ -3,9 +3,6 @@ import { seeded } from '../../src/simulator/random.js'
 
 export interface ScriptedFix { lat: number, lng: number, ts: number, speed: number, accuracy: number }
 
-/** A seeded random source (the simulator's mulberry32), so every drive is the same run after run. */
-export const random = seeded
-
 /**
  * A drive into a hub and out again, one fix every 5 s, about 10 minutes of fix time: approach
  * from 2 km, 2 minutes hovering at the radius with ±50 m of jitter (in and out of it), 4 minutes
@@ -13,7 +10,7 @@ export const random = seeded
  * away to 2 km. Exactly one arrival and one departure must come of it.
  */
 export function driveIntoHub (hub: { lat: number, lng: number }, start: number, radiusM: number, seed = 1): ScriptedFix[] {
-  const rnd = random(seed)
+  const rnd = seeded(seed)
   const jitter = (): number => (rnd() * 2 - 1) * 50
   const fixes: ScriptedFix[] = []
   let t = start
@@ -42,7 +39,7 @@ export function passBy (hub: { lat: number, lng: number }, start: number): Scrip
 }
 
 export function shuffled<T> (list: readonly T[], seed: number): T[] {
-  const rnd = random(seed)
+  const rnd = seeded(seed)
   const out = [...list]
   for (let i = out.length - 1; i > 0; i--) {
     const j = Math.floor(rnd() * (i + 1))

@@ -2,7 +2,8 @@ import t from 'tap'
 import { sql } from 'kysely'
 import { statusOf } from '../../src/writes/status-rule.js'
 import type { TrackingStatus } from '../../src/tracking/statuses.js'
-import { consumerFor, drain, ingestSetup, makeEvents, makeOrders, publish, random, stored, until } from './helpers.js'
+import { consumerFor, drain, ingestSetup, makeEvents, makeOrders, publish, stored, until } from './helpers.js'
+import { seeded } from '../../src/simulator/random.js'
 
 /**
  * The same 10,000 events published twice, shuffled (at-least-once in): each stored once, and every
@@ -12,7 +13,7 @@ import { consumerFor, drain, ingestSetup, makeEvents, makeOrders, publish, rando
 const ctx = await ingestSetup(t, 'duplicates')
 const fixture = await makeOrders(t, ctx.db, 1000)
 const events = makeEvents(fixture, 10_000, 'dup', 3)
-const rnd = random(11)
+const rnd = seeded(11)
 const twice = [...events, ...events]
 for (let i = twice.length - 1; i > 0; i--) {
   const j = Math.floor(rnd() * (i + 1))

@@ -81,9 +81,6 @@ export async function makeOrders (t: Test, db: Db, count: number): Promise<Fixtu
   })
 }
 
-/** A seeded random source (the simulator's mulberry32), so a failing run can be replayed. */
-export const random = seeded
-
 export interface QueueEvent {
   type: 'tracking.event'
   event_id: string
@@ -95,7 +92,7 @@ export interface QueueEvent {
 
 /** `count` valid events (ids `<prefix>-<i>`) spread over the orders, at past times with an offset. */
 export function makeEvents ({ snos, hubs }: Fixture, count: number, prefix: string, seed = 1): QueueEvent[] {
-  const rnd = random(seed)
+  const rnd = seeded(seed)
   const base = Date.now() - 30 * 86_400_000
   return Array.from({ length: count }, (_, i) => {
     const at = new Date(base + Math.floor(rnd() * 29 * 86_400_000))
