@@ -1,5 +1,5 @@
 import { CompiledQuery } from 'kysely'
-import type { Db } from '../infra/db.js'
+import { isLockConflict, type Db } from '../infra/db.js'
 import { MAX_FUTURE_MS, parseSno, parseTime } from '../writes/validate.js'
 import { VEHICLE_ID } from './fix.js'
 
@@ -133,9 +133,8 @@ export async function loadParcels (db: Db, message: unknown, options: { now?: nu
         return { ok: true, vehicle_id: msg.vehicle_id, changed: fresh, unchanged: msg.snos.filter((s) => where.has(s)), on_board: total, capacity } satisfies LoadDone
       })
     } catch (err) {
-      const code = (err as { code?: string }).code
       // Two loads of one parcel onto two vehicles at once: the loser sees the key taken; run it again.
-      const again = code === 'ER_LOCK_DEADLOCK' || code === 'ER_LOCK_WAIT_TIMEOUT' || code === 'ER_DUP_ENTRY'
+      const again = isLockConflict(err) || (err as { code?: string }).code === 'ER_DUP_ENTRY'
       if (!again || attempt >= 3) throw err
     }
   }

@@ -1,7 +1,7 @@
 import { CompiledQuery, type Transaction } from 'kysely'
 import type { FastifyBaseLogger as Logger } from 'fastify'
 import type { Database, Location } from '../db/schema.js'
-import type { Db } from '../infra/db.js'
+import { isLockConflict, type Db } from '../infra/db.js'
 import type { HubDirectory } from '../hubs/directory.js'
 import type { TrackingStatus } from '../tracking/statuses.js'
 import type { EventInput } from '../writes/types.js'
@@ -54,9 +54,7 @@ class TransactionAborted extends Error {
 }
 
 function retryable (err: unknown): boolean {
-  const e = err instanceof TransactionAborted ? err.original : err
-  const code = (e as { code?: string }).code
-  return code === 'ER_LOCK_DEADLOCK' || code === 'ER_LOCK_WAIT_TIMEOUT'
+  return isLockConflict(err instanceof TransactionAborted ? err.original : err)
 }
 
 /** A Db whose `transaction()` is the one already open: the writer's events join our transaction. */

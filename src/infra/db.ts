@@ -29,27 +29,69 @@ export function isDatabaseUnavailable (err: unknown): boolean {
   return fatal === true
 }
 
+/**
+ * Server errors after which the connection is as good as before: the server undid the statement
+ * (or the whole transaction) and said so in a complete reply. Kept, the connection can still run
+ * the ROLLBACK that follows, and the caller sees the error itself (a deadlock it may retry)
+ * rather than a "connection is closed" from that ROLLBACK.
+ */
+const CONNECTION_STAYS_USABLE = new Set(['ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT', 'ER_QUERY_INTERRUPTED', 'ER_STATEMENT_TIMEOUT', 'ER_QUERY_TIMEOUT'])
+
+/** Whether a connection that saw `err` must be destroyed: its reply may be lost or half-read, or the server is gone. */
+export function breaksConnection (err: unknown): boolean {
+  if (!isDatabaseUnavailable(err)) return false
+  const { code, errno, fatal } = err as { code?: unknown, errno?: unknown, fatal?: unknown }
+  if (fatal === true) return true
+  return !(typeof code === 'string' && CONNECTION_STAYS_USABLE.has(code)) && errno !== 1969 && errno !== 3024
+}
+
+/** Two transactions wanting each other's locks: the one rolled back may simply run again. */
+export function isLockConflict (err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code
+  return code === 'ER_LOCK_DEADLOCK' || code === 'ER_LOCK_WAIT_TIMEOUT'
+}
+
 function driverError (code: string, message: string): Error {
   return Object.assign(new Error(message), { code })
+}
+
+function closedAfter (cause: Error): Error {
+  const code = (cause as { code?: unknown }).code
+  return Object.assign(new Error(`The connection was closed after an earlier error: ${typeof code === 'string' ? `${code}: ` : ''}${cause.message}`, { cause }),
+    { code: 'PROTOCOL_ENQUEUE_AFTER_FATAL_ERROR', fatal: true })
 }
 
 /**
  * A mysql2 pool as Kysely sees it, with the two bounds mysql2 lacks: waiting for a free
  * connection is limited in time, and every statement has an inactivity timeout after which
  * its connection is destroyed (a connection with a lost reply can never be reused safely).
+ * A connection is destroyed only for such errors (`breaksConnection`), not for a deadlock.
  */
 function guardedPool (pool: Pool, config: DatabaseConfig): MysqlPool {
-  const wrap = (conn: PoolConnection): MysqlPoolConnection => ({
-    query: ((sql: string, parameters: unknown[], callback?: (err: unknown, result: never) => void) => {
-      if (callback === undefined) return conn.query(sql, parameters)
-      const options = config.queryTimeoutMs > 0 ? { sql, timeout: config.queryTimeoutMs } : { sql }
-      conn.query(options, parameters, (err, result) => {
-        if (err !== null && isDatabaseUnavailable(err)) conn.destroy()
-        callback(err, result as never)
-      })
-    }) as MysqlPoolConnection['query'],
-    release: () => conn.release()
-  })
+  const wrap = (conn: PoolConnection): MysqlPoolConnection => {
+    // Why the connection was destroyed: a later statement on it (a ROLLBACK, a clean-up) fails
+    // with this as its cause rather than with the driver's bare "connection is in closed state".
+    let lost: Error | undefined
+    return {
+      query: ((sql: string, parameters: unknown[], callback?: (err: unknown, result: never) => void) => {
+        if (callback === undefined) return conn.query(sql, parameters)
+        if (lost !== undefined) {
+          const cause = lost
+          process.nextTick(() => callback(closedAfter(cause), undefined as never))
+          return
+        }
+        const options = config.queryTimeoutMs > 0 ? { sql, timeout: config.queryTimeoutMs } : { sql }
+        conn.query(options, parameters, (err, result) => {
+          if (err !== null && breaksConnection(err)) {
+            lost = err
+            conn.destroy()
+          }
+          callback(err, result as never)
+        })
+      }) as MysqlPoolConnection['query'],
+      release: () => conn.release()
+    }
+  }
 
   return {
     getConnection (callback) {

@@ -1,7 +1,7 @@
 import { sql } from 'kysely'
-import type { Db } from '../infra/db.js'
+import { isLockConflict, type Db } from '../infra/db.js'
 import { listHubs } from '../hubs/hubs.js'
-import { OrderGenerator } from './generator.js'
+import { OrderGenerator, type OrderDraft } from './generator.js'
 import { Writer } from '../writes/writer.js'
 
 export interface BulkLoadOptions {
@@ -17,6 +17,10 @@ export interface BulkLoadOptions {
 /**
  * Loads demo orders fast: orders are made in batches while earlier batches are being written,
  * each batch is one transaction of the write path (a multi-row INSERT per table).
+ *
+ * The first batch is written alone. Into an empty table, with the checks off, InnoDB inserts in
+ * bulk under a table lock; two such first inserts at once deadlock each other (seen on MariaDB
+ * 10.11). A batch that still loses a deadlock is written again.
  */
 export async function bulkLoadOrders (db: Db, options: BulkLoadOptions): Promise<{ orders: number, events: number }> {
   const { count, batchSize = 2000, concurrency = 2, now = new Date() } = options
@@ -32,16 +36,8 @@ export async function bulkLoadOrders (db: Db, options: BulkLoadOptions): Promise
   for (let start = 0; start < count; start += batchSize) {
     const drafts = Array.from({ length: Math.min(batchSize, count - start) }, () => generator.draft(hubs, now))
     for (const d of drafts) events += d.timeline.events.length
-    while (writing.size >= concurrency) await Promise.race(writing)
-    const write = db.connection().execute(async (conn) => {
-      // The rows reference hubs and orders made in the same batch; the checks would only re-read them.
-      await sql`SET SESSION foreign_key_checks = 0, unique_checks = 0`.execute(conn)
-      try {
-        await conn.transaction().execute(async (trx) => { await writer.createOrders(drafts, trx) })
-      } finally {
-        await sql`SET SESSION foreign_key_checks = 1, unique_checks = 1`.execute(conn)
-      }
-    }).then(() => {
+    while (writing.size >= (start === batchSize ? 1 : concurrency)) await Promise.race(writing)
+    const write = writeBatch(db, writer, drafts).then(() => {
       done += drafts.length
       options.onProgress?.(done)
     })
@@ -50,4 +46,25 @@ export async function bulkLoadOrders (db: Db, options: BulkLoadOptions): Promise
   }
   await Promise.all(writing)
   return { orders: done, events }
+}
+
+const BATCH_ATTEMPTS = 3
+
+async function writeBatch (db: Db, writer: Writer, drafts: OrderDraft[]): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await db.connection().execute(async (conn) => {
+        // The rows reference hubs and orders made in the same batch; the checks would only re-read them.
+        await sql`SET SESSION foreign_key_checks = 0, unique_checks = 0`.execute(conn)
+        try {
+          await conn.transaction().execute(async (trx) => { await writer.createOrders(drafts, trx) })
+        } finally {
+          await sql`SET SESSION foreign_key_checks = 1, unique_checks = 1`.execute(conn)
+        }
+      })
+      return
+    } catch (err) {
+      if (attempt >= BATCH_ATTEMPTS || !isLockConflict(err)) throw err
+    }
+  }
 }

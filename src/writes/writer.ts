@@ -1,5 +1,5 @@
 import { CompiledQuery } from 'kysely'
-import type { Db } from '../infra/db.js'
+import { isLockConflict, type Db } from '../infra/db.js'
 import type { OrderDraft } from '../orders/generator.js'
 import { applyEvent, type OrderState } from './status-rule.js'
 import { autoIncrementStep, CHANGE_COLUMNS, EVENT_COLUMNS, insertOrders, insertRows, type Executor } from './sql.js'
@@ -60,7 +60,7 @@ export class Writer {
         changed = await this.db.transaction().execute(async (trx) => await this.writeEvents(trx, events, candidates, results))
         break
       } catch (err) {
-        if (attempt >= DEADLOCK_RETRIES || !isRetryable(err)) throw err
+        if (attempt >= DEADLOCK_RETRIES || !isLockConflict(err)) throw err
       }
     }
     await this.committed(changed)
@@ -156,8 +156,3 @@ async function updateOrders (trx: Executor, orders: readonly LockedOrder[]): Pro
 }
 
 const placeholders = (count: number): string => Array.from({ length: count }, () => '?').join(', ')
-
-function isRetryable (err: unknown): boolean {
-  const code = (err as { code?: string }).code
-  return code === 'ER_LOCK_DEADLOCK' || code === 'ER_LOCK_WAIT_TIMEOUT'
-}
