@@ -93,26 +93,52 @@ function guardedPool (pool: Pool, config: DatabaseConfig): MysqlPool {
     }
   }
 
+  // Each connection's session is set up before its first use (see `sessionSetup`); the
+  // server's flavour, read by the first connection, is the same for the others.
+  const prepared = new WeakSet<PoolConnection>()
+  let flavour: 'mariadb' | 'mysql' | undefined
+  const timeout = config.queryTimeoutMs > 0 ? config.queryTimeoutMs : undefined
+  const prepare = (conn: PoolConnection, done: (err: Error | null) => void): void => {
+    const set = (server: 'mariadb' | 'mysql'): void => {
+      conn.query({ sql: sessionSetup(server, config.queryTimeoutMs), timeout }, (err) => {
+        if (err === null) prepared.add(conn)
+        done(err)
+      })
+    }
+    if (flavour !== undefined) return set(flavour)
+    conn.query({ sql: 'SELECT @@version AS version', timeout }, (err, rows) => {
+      if (err !== null) return done(err)
+      flavour = /mariadb/i.test(String((rows as Array<{ version: string }>)[0]?.version ?? '')) ? 'mariadb' : 'mysql'
+      set(flavour)
+    })
+  }
+
   return {
     getConnection (callback) {
       let settled = false
-      const timer = setTimeout(() => {
-        settled = true
-        callback(driverError('DB_ACQUIRE_TIMEOUT', `No database connection within ${config.acquireTimeoutMs} ms`), undefined as never)
-      }, config.acquireTimeoutMs)
-      pool.getConnection((err, conn) => {
-        if (settled) {
-          conn?.release()
-          return
-        }
+      const settle = (): boolean => {
+        if (settled) return false
         settled = true
         clearTimeout(timer)
+        return true
+      }
+      const timer = setTimeout(() => {
+        if (settle()) callback(driverError('DB_ACQUIRE_TIMEOUT', `No database connection within ${config.acquireTimeoutMs} ms`), undefined as never)
+      }, config.acquireTimeoutMs)
+      pool.getConnection((err, conn) => {
         if (err !== null) {
           const queueFull = /queue limit/i.test(err.message)
-          callback(queueFull ? driverError('DB_QUEUE_FULL', 'Too many requests waiting for a database connection') : err, undefined as never)
+          if (settle()) callback(queueFull ? driverError('DB_QUEUE_FULL', 'Too many requests waiting for a database connection') : err, undefined as never)
           return
         }
-        callback(null, wrap(conn))
+        // Too late (the caller has its timeout): the connection goes back, set up or not.
+        const handOver = (): void => { if (settle()) callback(null, wrap(conn)); else conn.release() }
+        if (settled || prepared.has(conn)) return handOver()
+        prepare(conn, (setupErr) => {
+          if (setupErr === null) return handOver()
+          conn.destroy()
+          if (settle()) callback(setupErr, undefined as never)
+        })
       })
     },
     end: (callback) => pool.end(callback)
@@ -148,28 +174,17 @@ export function poolOptions (config: DatabaseConfig, withDatabase = true): PoolO
  * bound is spelled differently: MariaDB's `max_statement_time` (seconds, every statement), MySQL
  * 8's `max_execution_time` (milliseconds, SELECTs only; writes there are bounded by
  * `innodb_lock_wait_timeout` and the client's timeout, which destroys the connection).
+ * One statement, run before the connection's first use.
  */
-export function statementLimit (server: 'mariadb' | 'mysql', queryTimeoutMs: number): string {
+export function sessionSetup (server: 'mariadb' | 'mysql', queryTimeoutMs: number): string {
   const limitMs = queryTimeoutMs > 0 ? queryTimeoutMs + 500 : 0
   return server === 'mariadb'
-    ? `SET max_statement_time = ${(limitMs / 1000).toFixed(3)}`
-    : `SET max_execution_time = ${limitMs}`
+    ? `SET time_zone = '+00:00', max_statement_time = ${(limitMs / 1000).toFixed(3)}`
+    : `SET time_zone = '+00:00', max_execution_time = ${limitMs}`
 }
 
 export function createDatabase (config: DatabaseConfig): DatabaseHandle {
   const pool = createPool(poolOptions(config))
-  // UTC first, queued before anything else on the connection; the statement limit once the
-  // server's flavour is known (the version string says MariaDB or not).
-  pool.on('connection', (conn) => {
-    conn.query("SET time_zone = '+00:00'", (err) => { if (err !== null) conn.destroy() })
-    conn.query('SELECT @@version AS version', (err, rows) => {
-      if (err !== null) return
-      const version = String((rows as Array<{ version: string }>)[0]?.version ?? '')
-      conn.query(statementLimit(/mariadb/i.test(version) ? 'mariadb' : 'mysql', config.queryTimeoutMs), (setErr) => {
-        if (setErr !== null) conn.destroy()
-      })
-    })
-  })
   const db = new Kysely<Database>({ dialect: new MysqlDialect({ pool: guardedPool(pool, config) }) })
   let closed: Promise<void> | undefined
   return {
