@@ -32,19 +32,23 @@ export async function bulkLoadOrders (db: Db, options: BulkLoadOptions): Promise
 
   let done = 0
   let events = 0
+  let failure: { err: unknown } | undefined
   const writing = new Set<Promise<void>>()
-  for (let start = 0; start < count; start += batchSize) {
+  for (let start = 0; start < count && failure === undefined; start += batchSize) {
     const drafts = Array.from({ length: Math.min(batchSize, count - start) }, () => generator.draft(hubs, now))
     for (const d of drafts) events += d.timeline.events.length
     while (writing.size >= (start === batchSize ? 1 : concurrency)) await Promise.race(writing)
+    if (failure !== undefined) break
     const write = writeBatch(db, writer, drafts).then(() => {
       done += drafts.length
       options.onProgress?.(done)
-    })
+    }, (err: unknown) => { failure ??= { err } })
     const tracked = write.finally(() => writing.delete(tracked))
     writing.add(tracked)
   }
+  // A failed batch stops the load, once the batches already under way have ended.
   await Promise.all(writing)
+  if (failure !== undefined) throw failure.err
   return { orders: done, events }
 }
 
