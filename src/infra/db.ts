@@ -69,15 +69,18 @@ function closedAfter (cause: Error): Error {
  */
 function guardedPool (pool: Pool, config: DatabaseConfig): MysqlPool {
   const wrap = (conn: PoolConnection): MysqlPoolConnection => {
-    // Why the connection was destroyed: a later statement on it (a ROLLBACK, a clean-up) fails
-    // with this as its cause rather than with the driver's bare "connection is in closed state".
+    // Why the connection was destroyed: a later statement on it fails with this as its cause
+    // rather than with the driver's bare "connection is in closed state".
     let lost: Error | undefined
     return {
       query: ((sql: string, parameters: unknown[], callback?: (err: unknown, result: never) => void) => {
         if (callback === undefined) return conn.query(sql, parameters)
         if (lost !== undefined) {
           const cause = lost
-          process.nextTick(() => callback(closedAfter(cause), undefined as never))
+          // The server ends a closed connection's transaction itself: the ROLLBACK that follows
+          // the error succeeds, so the caller sees that error and not this one.
+          const answer = /^rollback$/i.test(sql) ? null : closedAfter(cause)
+          process.nextTick(() => callback(answer, {} as never))
           return
         }
         const options = config.queryTimeoutMs > 0 ? { sql, timeout: config.queryTimeoutMs } : { sql }
@@ -97,8 +100,12 @@ function guardedPool (pool: Pool, config: DatabaseConfig): MysqlPool {
   // server's flavour, read by the first connection, is the same for the others.
   const prepared = new WeakSet<PoolConnection>()
   let flavour: 'mariadb' | 'mysql' | undefined
-  const timeout = config.queryTimeoutMs > 0 ? config.queryTimeoutMs : undefined
-  const prepare = (conn: PoolConnection, done: (err: Error | null) => void): void => {
+  // Bounded even where statements are not: a server that never answers must not hold the slot.
+  const timeout = config.queryTimeoutMs > 0 ? config.queryTimeoutMs : config.acquireTimeoutMs
+  const prepare = (conn: PoolConnection, settled: (err: Error | null) => void): void => {
+    // Once: mysql2 may report a statement twice (its client timeout, then the server's reply).
+    let reported = false
+    const done = (err: Error | null): void => { if (!reported) { reported = true; settled(err) } }
     const set = (server: 'mariadb' | 'mysql'): void => {
       conn.query({ sql: sessionSetup(server, config.queryTimeoutMs), timeout }, (err) => {
         if (err === null) prepared.add(conn)

@@ -9,13 +9,15 @@ import { eventually } from '../helpers/app.js'
 /**
  * A deadlock is an error of one transaction, not of its connection: the transaction that lost
  * it fails with ER_LOCK_DEADLOCK (which the writers retry), its ROLLBACK runs on the same
- * connection, and the pool goes on. A connection that is destroyed (its reply lost) makes the
- * ROLLBACK that follows fail naming the first error, not a bare "connection is closed".
+ * connection, and the pool goes on. A connection that is destroyed (its reply lost) leaves its
+ * error as the transaction's; a statement sent on it after that names the first error, not a
+ * bare "connection is in closed state".
  */
 const config = testConfig('infra_lock_conflicts')
 const { db: setup } = await freshDatabase(t, config)
 await sql`CREATE TABLE pair (id INT PRIMARY KEY, v INT NOT NULL)`.execute(setup)
-const database = createDatabase({ ...config.db, poolSize: 3, acquireTimeoutMs: 30_000 })
+// Bounds far above the test's own waits: a blocked statement here waits for the deadlock, not a timeout.
+const database = createDatabase({ ...config.db, poolSize: 3, acquireTimeoutMs: 60_000, queryTimeoutMs: 60_000 })
 t.teardown(async () => await database.close())
 const { db } = database
 
@@ -49,6 +51,9 @@ t.test('the transaction that loses a deadlock fails with ER_LOCK_DEADLOCK; the o
     await sql`UPDATE pair SET v = 2 WHERE id = 1`.execute(trx)
     return 'second'
   })
+  // Either one failing early frees the other, which then fails its checks instead of waiting for ever.
+  first.finally(firstHolds).catch(() => {})
+  second.finally(secondHolds).catch(() => {})
   const outcomes = await Promise.allSettled([first, second])
   const failed = outcomes.filter((o) => o.status === 'rejected')
   const committed = outcomes.filter((o) => o.status === 'fulfilled')
@@ -63,20 +68,31 @@ t.test('the transaction that loses a deadlock fails with ER_LOCK_DEADLOCK; the o
   t.same(rows.map((r) => r.v), [winner, winner], 'only the winner\'s writes are there')
 })
 
-t.test('a statement whose reply never comes: the ROLLBACK after it names the timeout', async (t) => {
+t.test('a statement whose reply never comes: its own error comes out of the transaction', async (t) => {
   const proxy = await TcpProxy.start(t, config.db.port)
   const url = new URL(config.db.url)
   url.port = String(proxy.port)
-  const viaProxy = createDatabase({ ...testConfig('infra_lock_conflicts', { DATABASE_URL: url.toString() }).db, queryTimeoutMs: 1000, acquireTimeoutMs: 30_000 })
+  const viaProxy = createDatabase({ ...testConfig('infra_lock_conflicts', { DATABASE_URL: url.toString() }).db, queryTimeoutMs: 3000, acquireTimeoutMs: 60_000 })
   t.teardown(async () => await viaProxy.close())
-  const failure = viaProxy.db.transaction().execute(async (trx) => {
+
+  const timedOut = await viaProxy.db.transaction().execute(async (trx) => {
     await sql`SELECT 1`.execute(trx)
     proxy.blackhole()
     await sql`UPDATE pair SET v = 4 WHERE id = 1`.execute(trx)
   }).then(() => undefined, (err: unknown) => err as Error & { code?: string })
-  const err = await failure
-  t.match(err?.message, /closed after an earlier error: PROTOCOL_SEQUENCE_TIMEOUT/, 'the cause is in the message')
-  t.equal(err?.code, 'PROTOCOL_ENQUEUE_AFTER_FATAL_ERROR')
-  t.equal((err?.cause as { code?: string } | undefined)?.code, 'PROTOCOL_SEQUENCE_TIMEOUT', 'and the first error is its cause')
-  t.equal(breaksConnection(err?.cause), true, 'a lost reply destroys the connection')
+  t.equal(timedOut?.code, 'PROTOCOL_SEQUENCE_TIMEOUT', `the timeout, not the ROLLBACK after it (${timedOut?.message ?? 'no error'})`)
+  t.equal(breaksConnection(timedOut), true, 'a lost reply destroys the connection')
+
+  await proxy.restore()
+  let first: (Error & { code?: string }) | undefined
+  const next = await viaProxy.db.transaction().execute(async (trx) => {
+    await sql`SELECT 1`.execute(trx)
+    proxy.blackhole()
+    await sql`UPDATE pair SET v = 4 WHERE id = 1`.execute(trx).catch((err: Error) => { first = err })
+    await sql`UPDATE pair SET v = 5 WHERE id = 2`.execute(trx)
+  }).then(() => undefined, (err: unknown) => err as Error & { code?: string })
+  t.equal(first?.code, 'PROTOCOL_SEQUENCE_TIMEOUT', 'the statement itself times out')
+  t.match(next?.message, /closed after an earlier error: PROTOCOL_SEQUENCE_TIMEOUT/, 'a statement after it names the first error')
+  t.equal(next?.code, 'PROTOCOL_ENQUEUE_AFTER_FATAL_ERROR', 'which counts as the database unavailable')
+  t.equal((next?.cause as { code?: string } | undefined)?.code, 'PROTOCOL_SEQUENCE_TIMEOUT', 'and has it as its cause')
 })
