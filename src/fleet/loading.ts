@@ -1,5 +1,5 @@
 import { CompiledQuery } from 'kysely'
-import { isLockConflict, type Db } from '../infra/db.js'
+import { retryLockConflicts, type Db } from '../infra/db.js'
 import { MAX_FUTURE_MS, parseSno, parseTime } from '../writes/validate.js'
 import { VEHICLE_ID } from './fix.js'
 
@@ -91,53 +91,46 @@ export async function loadParcels (db: Db, message: unknown, options: { now?: nu
   const msg = parsed.message
   const hubExists = options.hubExists ?? (async (id: number) => (await db.selectFrom('locations').select('id').where('id', '=', id).executeTakeFirst()) !== undefined)
   if (!await hubExists(msg.location_id)) return { ok: false, code: 'LOCATION_NOT_FOUND', message: `No hub with id ${msg.location_id}` }
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await db.transaction().execute(async (trx) => {
-        const { rows: [vehicle] } = await trx.executeQuery<{ id: string, capacity: number }>(CompiledQuery.raw(
-          'SELECT id, capacity FROM vehicles WHERE id = ? FOR UPDATE', [msg.vehicle_id]))
-        if (vehicle === undefined) return { ok: false, code: 'VEHICLE_NOT_FOUND', message: `No vehicle with id ${msg.vehicle_id}` } satisfies LoadRefused
-        const capacity = Number(vehicle.capacity)
-        const marks = msg.snos.map(() => '?').join(', ')
-        const { rows: [{ n: onBoardBefore }] } = await trx.executeQuery<{ n: number }>(CompiledQuery.raw(
-          'SELECT COUNT(*) AS n FROM vehicle_parcels WHERE vehicle_id = ?', [msg.vehicle_id]))
-        const { rows: placed } = await trx.executeQuery<{ sno: number, vehicle_id: string }>(CompiledQuery.raw(
-          `SELECT sno, vehicle_id FROM vehicle_parcels WHERE sno IN (${marks}) FOR UPDATE`, msg.snos))
-        const where = new Map(placed.map((p) => [Number(p.sno), p.vehicle_id]))
-        if (msg.type === 'vehicle.unload') {
-          const off = msg.snos.filter((sno) => where.get(sno) === msg.vehicle_id)
-          if (off.length > 0) {
-            await trx.executeQuery(CompiledQuery.raw(`DELETE FROM vehicle_parcels WHERE vehicle_id = ? AND sno IN (${off.map(() => '?').join(', ')})`, [msg.vehicle_id, ...off]))
-          }
-          return { ok: true, vehicle_id: msg.vehicle_id, changed: off, unchanged: msg.snos.filter((s) => !off.includes(s)), on_board: Number(onBoardBefore) - off.length, capacity } satisfies LoadDone
-        }
-        const { rows: known } = await trx.executeQuery<{ sno: number }>(CompiledQuery.raw(`SELECT sno FROM orders WHERE sno IN (${marks})`, msg.snos))
-        const exists = new Set(known.map((k) => Number(k.sno)))
-        const missing = msg.snos.filter((s) => !exists.has(s))
-        if (missing.length > 0) return { ok: false, code: 'ORDER_NOT_FOUND', message: `No order with sno ${missing.join(', ')}`, snos: missing } satisfies LoadRefused
-        const elsewhere = msg.snos.filter((s) => where.has(s) && where.get(s) !== msg.vehicle_id)
-        if (elsewhere.length > 0) {
-          return { ok: false, code: 'PARCEL_ON_OTHER_VEHICLE', message: `Already on another vehicle: ${elsewhere.map((s) => `${s} (${where.get(s) ?? ''})`).join(', ')}; unload it there first`, snos: elsewhere } satisfies LoadRefused
-        }
-        const fresh = msg.snos.filter((s) => !where.has(s))
-        const total = Number(onBoardBefore) + fresh.length
-        if (total > capacity) {
-          return { ok: false, code: 'VEHICLE_FULL', message: `Vehicle ${msg.vehicle_id} holds ${Number(onBoardBefore)} of ${capacity} parcels; ${fresh.length} more do not fit` } satisfies LoadRefused
-        }
-        if (fresh.length > 0) {
-          const values: unknown[] = []
-          for (const sno of fresh) values.push(sno, msg.vehicle_id, msg.location_id, msg.occurred_at)
-          await trx.executeQuery(CompiledQuery.raw(
-            `INSERT INTO vehicle_parcels (sno, vehicle_id, location_id, loaded_at) VALUES ${fresh.map(() => '(?, ?, ?, ?)').join(', ')}`, values))
-        }
-        return { ok: true, vehicle_id: msg.vehicle_id, changed: fresh, unchanged: msg.snos.filter((s) => where.has(s)), on_board: total, capacity } satisfies LoadDone
-      })
-    } catch (err) {
-      // Two loads of one parcel onto two vehicles at once: the loser sees the key taken; run it again.
-      const again = isLockConflict(err) || (err as { code?: string }).code === 'ER_DUP_ENTRY'
-      if (!again || attempt >= 3) throw err
+  // Two loads of one parcel onto two vehicles at once: the loser sees the key taken; run it again.
+  return await retryLockConflicts(async () => await db.transaction().execute(async (trx) => {
+    const { rows: [vehicle] } = await trx.executeQuery<{ id: string, capacity: number }>(CompiledQuery.raw(
+      'SELECT id, capacity FROM vehicles WHERE id = ? FOR UPDATE', [msg.vehicle_id]))
+    if (vehicle === undefined) return { ok: false, code: 'VEHICLE_NOT_FOUND', message: `No vehicle with id ${msg.vehicle_id}` } satisfies LoadRefused
+    const capacity = Number(vehicle.capacity)
+    const marks = msg.snos.map(() => '?').join(', ')
+    const { rows: [{ n: onBoardBefore }] } = await trx.executeQuery<{ n: number }>(CompiledQuery.raw(
+      'SELECT COUNT(*) AS n FROM vehicle_parcels WHERE vehicle_id = ?', [msg.vehicle_id]))
+    const { rows: placed } = await trx.executeQuery<{ sno: number, vehicle_id: string }>(CompiledQuery.raw(
+      `SELECT sno, vehicle_id FROM vehicle_parcels WHERE sno IN (${marks}) FOR UPDATE`, msg.snos))
+    const where = new Map(placed.map((p) => [Number(p.sno), p.vehicle_id]))
+    if (msg.type === 'vehicle.unload') {
+      const off = msg.snos.filter((sno) => where.get(sno) === msg.vehicle_id)
+      if (off.length > 0) {
+        await trx.executeQuery(CompiledQuery.raw(`DELETE FROM vehicle_parcels WHERE vehicle_id = ? AND sno IN (${off.map(() => '?').join(', ')})`, [msg.vehicle_id, ...off]))
+      }
+      return { ok: true, vehicle_id: msg.vehicle_id, changed: off, unchanged: msg.snos.filter((s) => !off.includes(s)), on_board: Number(onBoardBefore) - off.length, capacity } satisfies LoadDone
     }
-  }
+    const { rows: known } = await trx.executeQuery<{ sno: number }>(CompiledQuery.raw(`SELECT sno FROM orders WHERE sno IN (${marks})`, msg.snos))
+    const exists = new Set(known.map((k) => Number(k.sno)))
+    const missing = msg.snos.filter((s) => !exists.has(s))
+    if (missing.length > 0) return { ok: false, code: 'ORDER_NOT_FOUND', message: `No order with sno ${missing.join(', ')}`, snos: missing } satisfies LoadRefused
+    const elsewhere = msg.snos.filter((s) => where.has(s) && where.get(s) !== msg.vehicle_id)
+    if (elsewhere.length > 0) {
+      return { ok: false, code: 'PARCEL_ON_OTHER_VEHICLE', message: `Already on another vehicle: ${elsewhere.map((s) => `${s} (${where.get(s) ?? ''})`).join(', ')}; unload it there first`, snos: elsewhere } satisfies LoadRefused
+    }
+    const fresh = msg.snos.filter((s) => !where.has(s))
+    const total = Number(onBoardBefore) + fresh.length
+    if (total > capacity) {
+      return { ok: false, code: 'VEHICLE_FULL', message: `Vehicle ${msg.vehicle_id} holds ${Number(onBoardBefore)} of ${capacity} parcels; ${fresh.length} more do not fit` } satisfies LoadRefused
+    }
+    if (fresh.length > 0) {
+      const values: unknown[] = []
+      for (const sno of fresh) values.push(sno, msg.vehicle_id, msg.location_id, msg.occurred_at)
+      await trx.executeQuery(CompiledQuery.raw(
+        `INSERT INTO vehicle_parcels (sno, vehicle_id, location_id, loaded_at) VALUES ${fresh.map(() => '(?, ?, ?, ?)').join(', ')}`, values))
+    }
+    return { ok: true, vehicle_id: msg.vehicle_id, changed: fresh, unchanged: msg.snos.filter((s) => where.has(s)), on_board: total, capacity } satisfies LoadDone
+  }), { alsoRetry: (err) => (err as { code?: string }).code === 'ER_DUP_ENTRY' })
 }
 
 function isParsed (message: unknown): message is LoadMessage {

@@ -1,7 +1,7 @@
 import { CompiledQuery, type Transaction } from 'kysely'
 import type { FastifyBaseLogger as Logger } from 'fastify'
 import type { Database, Location } from '../db/schema.js'
-import { isLockConflict, type Db } from '../infra/db.js'
+import { isLockConflict, retryLockConflicts, type Db } from '../infra/db.js'
 import type { HubDirectory } from '../hubs/directory.js'
 import type { TrackingStatus } from '../tracking/statuses.js'
 import type { EventInput } from '../writes/types.js'
@@ -43,7 +43,6 @@ interface HubFence { id: number, lat: number, lng: number, radiusM: number, latS
 
 interface VehicleRow { id: string, fix_at: Date | null }
 
-const TX_RETRIES = 3
 const ROWS_PER_INSERT = 1000
 
 /** Thrown out of the writer inside our transaction, so that it does not retry in a rolled-back one. */
@@ -51,10 +50,6 @@ class TransactionAborted extends Error {
   constructor (readonly original: unknown) {
     super('transaction aborted')
   }
-}
-
-function retryable (err: unknown): boolean {
-  return isLockConflict(err instanceof TransactionAborted ? err.original : err)
 }
 
 /** A Db whose `transaction()` is the one already open: the writer's events join our transaction. */
@@ -65,7 +60,7 @@ function joined (trx: Transaction<Database>): Db {
         try {
           return await fn(trx)
         } catch (err) {
-          throw retryable(err) ? new TransactionAborted(err) : err
+          throw isLockConflict(err) ? new TransactionAborted(err) : err
         }
       }
     })
@@ -98,22 +93,22 @@ export class FleetProcessor {
   /** `refused`: counts of fixes refused before this (malformed, future...), recorded in the same transaction. */
   async process (items: readonly FixItem[], refused: ReadonlyMap<FixRefusal, number> = new Map(), source = 'mqtt'): Promise<ProcessResult> {
     const fences = await this.loadFences()
-    for (let attempt = 1; ; attempt++) {
+    const { result, snos } = await retryLockConflicts(async () => {
       try {
-        const { result, snos } = await this.db.transaction().execute(async (trx) => await this.run(trx, items, fences, refused, source))
-        if (snos.length > 0) {
-          try {
-            await this.invalidate(snos)
-          } catch (err) {
-            // The change relay replays the change log into the cache: logged, not fatal.
-            this.logger?.warn({ err }, 'fleet: cache invalidation failed; the change relay will redo it')
-          }
-        }
-        return result
+        return await this.db.transaction().execute(async (trx) => await this.run(trx, items, fences, refused, source))
       } catch (err) {
-        if (attempt >= TX_RETRIES || !retryable(err)) throw err instanceof TransactionAborted ? err.original : err
+        throw err instanceof TransactionAborted ? err.original : err
+      }
+    })
+    if (snos.length > 0) {
+      try {
+        await this.invalidate(snos)
+      } catch (err) {
+        // The change relay replays the change log into the cache: logged, not fatal.
+        this.logger?.warn({ err }, 'fleet: cache invalidation failed; the change relay will redo it')
       }
     }
+    return result
   }
 
   private async run (trx: Transaction<Database>, items: readonly FixItem[], fences: HubFence[], refused: ReadonlyMap<FixRefusal, number>, source: string): Promise<{ result: ProcessResult, snos: number[] }> {

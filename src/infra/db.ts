@@ -51,6 +51,21 @@ export function isLockConflict (err: unknown): boolean {
   return code === 'ER_LOCK_DEADLOCK' || code === 'ER_LOCK_WAIT_TIMEOUT'
 }
 
+/**
+ * Runs a transaction again when it lost a lock conflict (or when `alsoRetry` says so), up to
+ * `attempts` in all; any other error, or the last attempt's, is thrown.
+ */
+export async function retryLockConflicts<T> (run: () => Promise<T>, options: { attempts?: number, alsoRetry?: (err: unknown) => boolean } = {}): Promise<T> {
+  const { attempts = 3, alsoRetry } = options
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run()
+    } catch (err) {
+      if (attempt >= attempts || !(isLockConflict(err) || alsoRetry?.(err) === true)) throw err
+    }
+  }
+}
+
 function driverError (code: string, message: string): Error {
   return Object.assign(new Error(message), { code })
 }

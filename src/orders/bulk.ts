@@ -1,5 +1,5 @@
 import { sql } from 'kysely'
-import { isLockConflict, type Db } from '../infra/db.js'
+import { retryLockConflicts, type Db } from '../infra/db.js'
 import { listHubs } from '../hubs/hubs.js'
 import { OrderGenerator, type OrderDraft } from './generator.js'
 import { Writer } from '../writes/writer.js'
@@ -34,9 +34,10 @@ export async function bulkLoadOrders (db: Db, options: BulkLoadOptions): Promise
   let events = 0
   let failure: { err: unknown } | undefined
   const writing = new Set<Promise<void>>()
-  for (let start = 0; start < count && failure === undefined; start += batchSize) {
+  for (let start = 0; start < count; start += batchSize) {
     const drafts = Array.from({ length: Math.min(batchSize, count - start) }, () => generator.draft(hubs, now))
     for (const d of drafts) events += d.timeline.events.length
+    // The second batch waits for the first to end (see above); the rest run `concurrency` at once.
     while (writing.size >= (start === batchSize ? 1 : concurrency)) await Promise.race(writing)
     if (failure !== undefined) break
     const write = writeBatch(db, writer, drafts).then(() => {
@@ -52,23 +53,14 @@ export async function bulkLoadOrders (db: Db, options: BulkLoadOptions): Promise
   return { orders: done, events }
 }
 
-const BATCH_ATTEMPTS = 3
-
 async function writeBatch (db: Db, writer: Writer, drafts: OrderDraft[]): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
+  await retryLockConflicts(async () => await db.connection().execute(async (conn) => {
+    // The rows reference hubs and orders made in the same batch; the checks would only re-read them.
+    await sql`SET SESSION foreign_key_checks = 0, unique_checks = 0`.execute(conn)
     try {
-      await db.connection().execute(async (conn) => {
-        // The rows reference hubs and orders made in the same batch; the checks would only re-read them.
-        await sql`SET SESSION foreign_key_checks = 0, unique_checks = 0`.execute(conn)
-        try {
-          await conn.transaction().execute(async (trx) => { await writer.createOrders(drafts, trx) })
-        } finally {
-          await sql`SET SESSION foreign_key_checks = 1, unique_checks = 1`.execute(conn)
-        }
-      })
-      return
-    } catch (err) {
-      if (attempt >= BATCH_ATTEMPTS || !isLockConflict(err)) throw err
+      await conn.transaction().execute(async (trx) => { await writer.createOrders(drafts, trx) })
+    } finally {
+      await sql`SET SESSION foreign_key_checks = 1, unique_checks = 1`.execute(conn)
     }
-  }
+  }))
 }

@@ -1,5 +1,5 @@
 import { CompiledQuery } from 'kysely'
-import { isLockConflict, type Db } from '../infra/db.js'
+import { retryLockConflicts, type Db } from '../infra/db.js'
 import type { OrderDraft } from '../orders/generator.js'
 import { applyEvent, type OrderState } from './status-rule.js'
 import { autoIncrementStep, CHANGE_COLUMNS, EVENT_COLUMNS, insertOrders, insertRows, type Executor } from './sql.js'
@@ -18,8 +18,6 @@ interface LockedOrder extends OrderState {
   sno: number
   change_seq: number
 }
-
-const DEADLOCK_RETRIES = 3
 
 /**
  * The one write path. Every change to orders and their events (demo orders, bulk seeding,
@@ -54,15 +52,8 @@ export class Writer {
       if (await this.options.hubExists(event.location_id)) candidates.push(i)
       else results[i] = { event_id: event.event_id, result: 'rejected', code: 'LOCATION_NOT_FOUND', message: `No hub with id ${event.location_id}` }
     }
-    let changed: number[] = []
-    for (let attempt = 1; ; attempt++) {
-      try {
-        changed = await this.db.transaction().execute(async (trx) => await this.writeEvents(trx, events, candidates, results))
-        break
-      } catch (err) {
-        if (attempt >= DEADLOCK_RETRIES || !isLockConflict(err)) throw err
-      }
-    }
+    const changed = await retryLockConflicts(async () =>
+      await this.db.transaction().execute(async (trx) => await this.writeEvents(trx, events, candidates, results)))
     await this.committed(changed)
     return results
   }
